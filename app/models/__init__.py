@@ -1,0 +1,1 @@
+"""The salary model, its registry of saved versions, training and evaluation."""
