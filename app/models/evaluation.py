@@ -1,0 +1,79 @@
+"""Score a saved model on fresh records and say in words how good it is."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from app.atomic import write_text
+from app.data.generator import expected_salary, generate, optimum_r2
+from app.models.metrics import regression_metrics
+from app.models.registry import LoadedModel
+
+MAX_N = 1_000_000
+
+
+def evaluate(loaded: LoadedModel, n: int = 5000, seed: int | None = None) -> dict:
+    """MSE, RMSE, MAE and R² of ``loaded`` on ``n`` new records, against two references.
+
+    The baseline always predicts the training mean (what a model that learnt nothing does);
+    the ground truth is the best any model can do on the same records.
+    """
+    if not 2 <= n <= MAX_N:
+        raise ValueError(f"n must be between 2 and {MAX_N:,}, got {n}")
+    records = generate(n, seed=seed, batch_id="evaluation")
+    truth = records["salario"].to_numpy()
+    model = loaded.model
+    scores = regression_metrics(truth, model.predict(records))
+    baseline = regression_metrics(truth, np.full(n, model.target_mean_))
+    ground_truth = regression_metrics(
+        truth, expected_salary(records["idade"], records["cidade"], records["cargo"]))
+    result = {
+        "model_version": loaded.version,
+        "n_samples_seen": int(model.n_samples_seen_),
+        **scores,
+        "baseline": baseline,
+        "ground_truth": ground_truth,
+        "optimum_r2": optimum_r2(),
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    result["report"] = report(result)
+    return result
+
+
+def report(result: dict) -> str:
+    """A paragraph a person can read: how good the model is and compared with what."""
+    r2, optimum = result["r2"], result["optimum_r2"]
+    share = r2 / optimum
+    if share >= 0.97:
+        verdict = "as good as this data allows: what is left is the noise in salaries"
+    elif share >= 0.85:
+        verdict = "good, but not yet at the optimum: more batches should close the gap"
+    elif r2 > 0:
+        verdict = "weak: it beats guessing the mean but misses much of what can be learnt"
+    else:
+        verdict = "useless: it does no better than always guessing the mean salary"
+    baseline = result["baseline"]
+    return (
+        f"Model version {result['model_version']}, trained on "
+        f"{result['n_samples_seen']:,} records, scored on {result['n']:,} fresh ones: "
+        f"R² {r2:.4f}, {share:.1%} of the best possible {optimum:.4f}. "
+        f"Its predictions are off by R$ {result['mae']:,.2f} on average "
+        f"(RMSE R$ {result['rmse']:,.2f}; MSE {result['mse']:,.0f}), against "
+        f"R$ {baseline['mae']:,.2f} (RMSE R$ {baseline['rmse']:,.2f}) for always guessing the "
+        f"mean salary and R$ {result['ground_truth']['mae']:,.2f} for the true function. "
+        f"Verdict: {verdict}."
+    )
+
+
+def save_report(reports_dir: Path, result: dict) -> Path:
+    """Keep the evaluation as JSON under ``reports/``; the newest is also ``latest.json``."""
+    stamp = result["evaluated_at"].replace(":", "").replace("-", "").replace(".", "")
+    path = reports_dir / f"evaluation-v{result['model_version']:06d}-{stamp}.json"
+    text = json.dumps(result, indent=2)
+    write_text(path, text)
+    write_text(reports_dir / "latest.json", text)
+    return path
