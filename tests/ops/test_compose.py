@@ -1,0 +1,90 @@
+"""docker-compose.yml runs the Procfile's system in containers: checked by parsing the file,
+since Docker cannot run here."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.runner import read_procfile
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = ["worker", "beat", "web", "flower"]
+SERVICES = ["redis", *PROCESSES]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def procfile() -> dict[str, str]:
+    return read_procfile(ROOT / "Procfile")
+
+
+def test_the_contract_services_exist(services):
+    assert set(SERVICES) <= set(services)
+
+
+def test_the_procfile_names_exactly_the_process_services(procfile):
+    assert sorted(procfile) == sorted(PROCESSES)
+
+
+def test_process_services_share_one_image_built_once_from_the_dockerfile(services):
+    assert len({services[name]["image"] for name in PROCESSES}) == 1
+    assert {services[name]["build"] for name in PROCESSES} == {"."}
+    assert (ROOT / "Dockerfile").is_file()
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_each_command_is_the_procfile_command_of_the_same_name(services, procfile, name):
+    """The container's shell runs the Procfile line verbatim (compose turns `$$` into `$`)."""
+    shell, flag, script = services[name]["command"]
+    assert (shell, flag) == ("sh", "-c")
+    assert script.replace("$$", "$") == f"exec {procfile[name]}"
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_redis_url_and_pipeline_home_are_passed(services, name):
+    environment = services[name]["environment"]
+    assert environment["REDIS_URL"] == "redis://redis:6379/0"
+    assert environment["PIPELINE_HOME"] == "/data"
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_a_named_volume_is_mounted_at_pipeline_home(compose, name):
+    mounts = [volume.split(":")[:2] for volume in compose["services"][name]["volumes"]]
+    assert any(source in compose["volumes"] and target == "/data" for source, target in mounts)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_has_a_healthcheck(services, name):
+    assert services[name]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_process_services_wait_for_a_healthy_redis(services, name):
+    assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_web_listens_on_all_container_interfaces(services):
+    assert services["web"]["environment"]["WEB_HOST"] == "0.0.0.0"
+
+
+def test_flower_is_published_on_the_host_loopback_only(services):
+    """Inside the container Flower listens on 0.0.0.0; the host sees it on 127.0.0.1 only."""
+    flower = services["flower"]
+    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"
+    assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
+
+
+def test_flower_basic_auth_is_passed_through_from_the_host(services):
+    """A key without a value: set in the container only when set on the host."""
+    environment = services["flower"]["environment"]
+    assert "FLOWER_BASIC_AUTH" in environment and environment["FLOWER_BASIC_AUTH"] is None
