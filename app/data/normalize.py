@@ -38,12 +38,15 @@ def tidy_category(value: str) -> str:
     )
 
 
-def tidy_categories(values: pd.Series) -> pd.Series:
-    """:func:`tidy_category` over a column, computed once per distinct value."""
-    as_category = values.astype("category")
-    return as_category.cat.rename_categories(
-        lambda value: value if value == "" else tidy_category(str(value))
-    ).astype(object)
+def tidy_categories(values) -> np.ndarray:
+    """:func:`tidy_category` over a column of text, computed once per distinct value.
+
+    >>> tidy_categories(["sÃO paulo", "São  Paulo", "Recife"]).tolist()
+    ['São Paulo', 'São Paulo', 'Recife']
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    tidied = np.array([tidy_category(str(value)) for value in uniques] + [None], dtype=object)
+    return tidied[codes]  # code -1 (a missing value) picks the trailing None
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None) -> Normalized:
         is_text = column.map(lambda value: isinstance(value, str)).astype(bool)
         reasons.add(column.notna() & ~is_text, f"{field} is not text")
         text = column.where(is_text, "").astype(str)
-        clean[field] = text if field == "geracao_id" else tidy_categories(text)
+        clean[field] = text if field == "geracao_id" else pd.Series(tidy_categories(text),
+                                                                   index=raw.index)
         reasons.add(is_text & (clean[field].str.len() == 0), f"{field} is blank")
 
     idade = _numbers(raw["idade"])

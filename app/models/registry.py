@@ -9,7 +9,8 @@ Layout under ``PIPELINE_HOME/models``::
 
 Each file is written to a temporary name, fsynced and renamed. Versions are created with an
 exclusive rename, so two writers can never both produce version 7. A version counts only once
-its metadata exists, so a crash mid-save leaves at worst an orphan artifact that nothing reads.
+its metadata exists, so a crash mid-save leaves at worst an orphan artifact that nothing reads
+and the next save removes.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class ModelRegistry:
         create makes the later one fail with ``FileExistsError`` instead of overwriting.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
         version = self._next_version()
         artifact = self.root / _artifact_name(version)
         buffer = io.BytesIO()
@@ -173,11 +175,18 @@ class ModelRegistry:
         write_text(self.marker_path, f"{version}\n")
         return metadata
 
+    def _remove_leftovers(self) -> None:
+        """Delete what crashed saves left: temporary files and artifacts never committed.
+
+        Only the holder of the train lock saves, so nothing else is writing these now.
+        """
+        committed = {_artifact_name(version) for version in self.versions()}
+        orphans = [path for path in self.root.glob("v*.joblib") if path.name not in committed]
+        for path in [*self.root.glob(".*.tmp"), *self.root.glob("batches/.*.tmp"), *orphans]:
+            path.unlink(missing_ok=True)
+
     def _next_version(self) -> int:
-        """One past every version number in use, orphan artifacts of crashed saves included."""
-        numbers = [int(match.group(1)) for entry in self.root.iterdir()
-                   if (match := re.fullmatch(r"v(\d+)\.(?:json|joblib)", entry.name))]
-        return max(numbers, default=0) + 1
+        return (self.latest_version() or 0) + 1
 
     def _record_batch(self, batch_id: str, version: int) -> None:
         write_text(self.root / "batches" / check_batch_id(batch_id), str(version))

@@ -15,7 +15,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from app.data.normalize import tidy_category
+from app.data.normalize import tidy_categories, tidy_category
 
 FEATURES = ("idade", "cidade", "cargo")
 CATEGORICAL = ("cidade", "cargo")
@@ -212,9 +212,7 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"missing columns: {', '.join(missing)}")
         records = pd.DataFrame({"idade": np.asarray(X["idade"], dtype=float)})
         for column in CATEGORICAL:
-            values = X[column].astype("category")
-            records[column] = values.cat.rename_categories(
-                lambda value: tidy_category(str(value))).astype(object).to_numpy()
+            records[column] = tidy_categories(X[column])
         return records
 
 

@@ -1,0 +1,86 @@
+"""Shared test setup: a Redis of the tests' own and a pipeline home in a temporary folder.
+
+Both are settled in ``pytest_configure``, before any test module imports ``worker`` (whose
+configuration reads the environment), so nothing a user runs is touched: a Redis already
+answering on the default port is used through a database number of the tests' own
+(``TEST_REDIS_DB``, 15 unless set), and when none answers a private ``redis-server`` is started
+on a free port for the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+
+from app import redis_server
+
+_session = contextlib.ExitStack()
+
+
+def _test_redis_url() -> str:
+    db = os.environ.get("TEST_REDIS_DB", "15")
+    if redis_server.answers(redis_server.DEFAULT_URL):
+        return redis_server.DEFAULT_URL.rsplit("/", 1)[0] + f"/{db}"
+    return _session.enter_context(redis_server.private_redis())
+
+
+def pytest_configure(config):
+    if os.environ.get("PIPELINE_TEST_CONFIGURED"):
+        return  # a subprocess of a test: the parent already chose
+    home = Path(tempfile.mkdtemp(prefix="pipeline-test-"))
+    _session.callback(shutil.rmtree, home, ignore_errors=True)
+    url = _test_redis_url()
+    redis.Redis.from_url(url).flushdb()
+    os.environ.update(REDIS_URL=url, PIPELINE_HOME=str(home), PIPELINE_TEST_CONFIGURED="1")
+
+
+def pytest_unconfigure(config):
+    _session.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def pipeline_home() -> Path:
+    return Path(os.environ["PIPELINE_HOME"])
+
+
+@pytest.fixture(scope="session")
+def celery_app():
+    from worker import app
+
+    app.loader.import_default_modules()
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_worker(celery_app):
+    """A real worker in this process (threads, so tests run tasks concurrently with it)."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30):
+        yield
+
+
+@pytest.fixture
+def lake(tmp_path):
+    from app.data.lake import DataLake
+
+    return DataLake(tmp_path / "data")
+
+
+@pytest.fixture
+def registry(tmp_path):
+    from app.models.registry import ModelRegistry
+
+    return ModelRegistry(tmp_path / "models")

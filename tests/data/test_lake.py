@@ -1,0 +1,29 @@
+import pandas as pd
+import pytest
+
+from app.data.generator import generate
+from app.data.lake import BatchNotFound, check_batch_id
+
+
+def test_write_then_read_round_trips_a_batch(lake):
+    records = generate(100, seed=1, batch_id="b1")
+    lake.write("raw", "b1", records)
+    assert lake.exists("raw", "b1") and not lake.exists("normalized", "b1")
+    back = lake.read("raw", "b1")
+    pd.testing.assert_frame_equal(back, records, check_categorical=False)
+
+
+def test_write_leaves_no_temporary_files(lake):
+    lake.write("raw", "b1", generate(10, seed=1, batch_id="b1"))
+    assert [p.name for p in (lake.root / "raw").iterdir()] == ["b1.parquet"]
+
+
+def test_reading_a_missing_batch_says_which(lake):
+    with pytest.raises(BatchNotFound, match="batch nope has no normalized data"):
+        lake.read("normalized", "nope")
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "", "a/b", ".hidden", 7, None, "x" * 200])
+def test_batch_ids_that_could_escape_the_lake_are_refused(bad):
+    with pytest.raises(ValueError, match="invalid batch id"):
+        check_batch_id(bad)

@@ -1,0 +1,91 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.data.generator import FIELDS, generate
+from app.data.normalize import normalize, tidy_category
+
+
+def raw_batch(n=50, batch_id="b"):
+    """A generated batch as a remote producer would send it: plain strings and objects."""
+    records = generate(n, seed=5, batch_id=batch_id)
+    records["timestamp"] = records["timestamp"].map(lambda t: t.isoformat())
+    return records.astype(object)
+
+
+def test_clean_batch_passes_whole_with_proper_types():
+    result = normalize(raw_batch(), "b")
+    assert result.counts == {"clean": 50, "quarantined": 0}
+    assert list(result.clean.columns) == list(FIELDS)
+    assert result.clean["idade"].dtype == np.int64
+    assert result.clean["salario"].dtype == np.float64
+    assert str(result.clean["timestamp"].dtype) == "datetime64[ms, UTC]"
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("idade", 17, "idade out of range 18-70"),
+    ("idade", 71, "idade out of range 18-70"),
+    ("idade", 30.5, "idade is not a whole number"),
+    ("idade", "trinta", "idade is not a number"),
+    ("idade", True, "idade is not a number"),
+    ("idade", None, "missing idade"),
+    ("salario", -10.0, "salario out of range"),
+    ("salario", float("inf"), "salario is not a number"),
+    ("salario", float("nan"), "missing salario"),
+    ("salario", 5e7, "salario out of range"),
+    ("cidade", "   ", "cidade is blank"),
+    ("cargo", 12, "cargo is not text"),
+    ("nome", None, "missing nome"),
+    ("timestamp", "yesterday", "timestamp is not ISO 8601"),
+    ("geracao_id", "other-batch", "geracao_id is not this batch"),
+])
+def test_bad_value_is_quarantined_with_its_reason(field, value, reason):
+    raw = raw_batch()
+    raw.at[3, field] = value
+    result = normalize(raw, "b")
+    assert result.counts == {"clean": 49, "quarantined": 1}
+    [row] = result.quarantine.to_dict("records")
+    assert row["row"] == 3
+    assert reason in row["reason"]
+
+
+def test_every_row_lands_in_exactly_one_output_with_all_its_reasons():
+    raw = raw_batch(20)
+    raw.at[0, "idade"] = 5
+    raw.at[0, "salario"] = -1.0
+    raw.loc[1] = raw.loc[2]
+    result = normalize(raw, "b")
+    assert len(result.clean) + len(result.quarantine) == len(raw)
+    reasons = dict(zip(result.quarantine["row"], result.quarantine["reason"]))
+    assert "idade out of range" in reasons[0] and "salario out of range" in reasons[0]
+    assert reasons[2] == "duplicate of an earlier row"
+
+
+def test_missing_column_quarantines_every_row():
+    result = normalize(raw_batch(5).drop(columns=["cargo"]), "b")
+    assert result.counts == {"clean": 0, "quarantined": 5}
+    assert set(result.quarantine["reason"]) == {"missing column cargo; missing cargo"}
+
+
+def test_categories_are_tidied_with_accents_kept():
+    raw = raw_batch(3)
+    raw["cidade"] = ["  são   PAULO ", "rio de janeiro", "Sao Paulo"]
+    raw["cargo"] = ["técnico DE enfermagem", "MÉDICO", "professor "]
+    clean = normalize(raw, "b").clean
+    assert clean["cidade"].tolist() == ["São Paulo", "Rio de Janeiro", "Sao Paulo"]
+    assert clean["cargo"].tolist() == ["Técnico de Enfermagem", "Médico", "Professor"]
+
+
+def test_tidy_category_is_idempotent_on_the_catalogue():
+    from app.data.generator import CARGOS, CIDADES
+
+    for name in [*CARGOS, *CIDADES]:
+        assert tidy_category(name) == name
+
+
+def test_quarantine_keeps_the_original_values_readable():
+    raw = raw_batch(4)
+    raw.at[2, "idade"] = "trinta"
+    quarantine = normalize(raw, "b").quarantine
+    assert quarantine.loc[0, "idade"] == "trinta"
+    assert isinstance(quarantine, pd.DataFrame) and "reason" in quarantine
