@@ -64,7 +64,10 @@ def expand(word: str, env: Mapping[str, str]) -> str:
 
 
 def command_argv(command: str, env: Mapping[str, str]) -> list[str]:
-    """Split a Procfile command into words, then expand each (a value with spaces stays one)."""
+    """Split a Procfile command into words, then expand each: a value with spaces stays one word.
+
+    Quotes group words but, unlike a shell's single quotes, do not stop expansion.
+    """
     return [expand(word, env) for word in shlex.split(command)]
 
 
@@ -167,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procfile", type=Path, default=PROCFILE, help="default: %(default)s")
     procfile = parser.parse_args(argv).procfile.resolve()
 
-    processes = read_procfile(procfile)
+    try:
+        processes = read_procfile(procfile)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     width = max(map(len, [*processes, "runner"]))
 
     signals: list[int] = []
