@@ -58,6 +58,9 @@ def private_redis(startup_timeout: float = 10.0) -> Iterator[str]:
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            # Out of the terminal's process group: Ctrl-C must not stop Redis before the
+            # processes that use it; it is stopped last, on the way out.
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + startup_timeout

@@ -1,0 +1,28 @@
+import time
+
+import pytest
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def home_lake(pipeline_home):
+    from app.data.lake import DataLake
+
+    return DataLake(pipeline_home / "data")
+
+
+@pytest.fixture
+def home_registry(pipeline_home):
+    from app.models.registry import ModelRegistry
+
+    return ModelRegistry(pipeline_home / "models")

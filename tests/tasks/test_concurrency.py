@@ -1,0 +1,100 @@
+"""Two worker processes (concurrency 2 each) and beat on one Redis, as two machines would run.
+
+They get a Redis database and a pipeline home of their own, so the in-process test worker
+never takes their messages.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from app.data.lake import DataLake
+from app.models.registry import ModelRegistry
+from tests.tasks.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATE_EVERY = 1
+BATCH_SIZE = 150
+
+
+def celery(*args, env, log):
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", *args], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url, tmp_path_factory):
+    home = tmp_path_factory.mktemp("cluster-home")
+    url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("TEST_REDIS_CLUSTER_DB", "14")
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = {**os.environ, "REDIS_URL": url, "PIPELINE_HOME": str(home),
+           "GENERATE_EVERY": str(GENERATE_EVERY), "BATCH_SIZE": str(BATCH_SIZE)}
+    log = open(home / "cluster.log", "w")
+    processes = [
+        celery("worker", "-c", "2", "-n", f"{name}@%h", "--loglevel=INFO", env=env, log=log)
+        for name in ("one", "two")
+    ]
+    processes.append(celery("beat", "--loglevel=INFO", env=env, log=log))
+    # A client of the cluster's own broker, as a user of those machines would have.
+    client_app = Celery("cluster-client", broker=url, backend=url)
+    wait_for(lambda: len(client_app.control.ping(timeout=0.5)) == 2, timeout=60,
+             what="both workers to answer")
+    started = time.monotonic()
+    yield {"app": client_app, "home": home, "started": started, "log": home / "cluster.log"}
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    log.close()
+    client.flushdb()
+
+
+def test_concurrent_training_loses_no_update_and_trains_no_batch_twice(cluster):
+    app, home = cluster["app"], cluster["home"]
+    registry, lake = ModelRegistry(home / "models"), DataLake(home / "data")
+    sizes = [37 + 23 * i for i in range(24)]
+    batch_ids = [app.send_task("pipeline.generate", kwargs={"batch_size": size}).get(timeout=60)
+                 for size in sizes]
+    # Deliver every train message a second time, racing with the first.
+    for batch_id in batch_ids:
+        app.send_task("pipeline.train", args=[batch_id], queue="train")
+    wait_for(lambda: all(registry.version_for_batch(b) for b in batch_ids), timeout=120,
+             what="every batch trained")
+    # Beat keeps adding versions meanwhile: check one snapshot of committed versions.
+    versions = registry.list()[::-1]
+    assert [m["version"] for m in versions] == list(range(1, len(versions) + 1))
+    trained_batches = [m["batch_id"] for m in versions]
+    assert len(trained_batches) == len(set(trained_batches)), "a batch was trained twice"
+    assert set(batch_ids) <= set(trained_batches)
+    for batch_id, size in zip(batch_ids, sizes):
+        assert registry.metadata(registry.version_for_batch(batch_id))["n_batch"] == size
+    # Every version builds on the one before: no update was lost.
+    running = 0
+    for metadata in versions:
+        running += metadata["n_batch"]
+        assert metadata["n_samples_seen"] == running
+        assert metadata["parent_version"] == (metadata["version"] - 1 or None)
+    normalized = sum(len(lake.read("normalized", b)) for b in trained_batches)
+    newest = registry.load(versions[-1]["version"]).model
+    assert newest.n_samples_seen_ == normalized == running
+    assert "batch already trained" in cluster["log"].read_text(), "no duplicate was delivered"
+
+
+def test_beat_produces_a_version_every_generate_every_seconds(cluster):
+    registry = ModelRegistry(cluster["home"] / "models")
+    elapsed = time.monotonic() - cluster["started"]
+    beat_versions = [m for m in registry.list() if m["n_batch"] == BATCH_SIZE]
+    # Allow for start-up: at least half the periods that have passed produced a version.
+    assert len(beat_versions) >= elapsed / GENERATE_EVERY / 2, cluster["log"].read_text()[-3000:]
+
