@@ -1,0 +1,60 @@
+"""`python -m app sample` and `python -m app evaluate`, run as a user runs them."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.data.generator import FIELDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_sample_prints_csv_with_the_contract_fields():
+    result = run_cli("sample", "25", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 25 and tuple(rows[0]) == FIELDS
+    assert all(18 <= int(row["idade"]) <= 70 and float(row["salario"]) > 0 for row in rows)
+    assert rows[0]["timestamp"].endswith("Z") and "T" in rows[0]["timestamp"]
+
+
+def test_sample_with_a_seed_is_reproducible():
+    assert run_cli("sample", "50", "--seed", "9").stdout == run_cli("sample", "50", "--seed", "9").stdout
+    assert run_cli("sample", "50", "--seed", "9").stdout != run_cli("sample", "50", "--seed", "10").stdout
+
+
+@pytest.mark.parametrize("args", [["sample", "-3"], ["sample", "many"], ["sample"]])
+def test_sample_rejects_bad_counts_with_usage(args):
+    result = run_cli(*args)
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_evaluate_without_a_model_says_so(tmp_path):
+    result = run_cli("evaluate", env={"PIPELINE_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert "no model has been trained yet" in result.stderr
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_evaluate_runs_the_task_on_the_worker_and_prints_its_report(pipeline_home):
+    from app.models.registry import ModelRegistry
+    from app.tasks.pipeline import generate
+    from tests.tasks.conftest import wait_for
+
+    batch_id = generate.delay(batch_size=800).get(timeout=30)
+    registry = ModelRegistry(pipeline_home / "models")
+    wait_for(lambda: registry.version_for_batch(batch_id), what="a trained model")
+    result = run_cli("evaluate", "--n", "700")
+    assert result.returncode == 0, result.stderr
+    assert "No Celery worker answered" not in result.stderr
+    assert "scored on 700 fresh ones" in result.stdout and "R²" in result.stdout

@@ -1,0 +1,63 @@
+"""Celery reads every setting we write, and the schedule follows the environment."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from celery.app.defaults import DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conf_in_subprocess(**env):
+    """Import the Celery app in a fresh process with ``env`` set, as `celery -A worker` does."""
+    code = ("import json, worker; c = worker.app.conf; print(json.dumps({k: c[k] for k in ("
+            "'broker_url', 'result_backend', 'beat_schedule', 'beat_schedule_filename')}, "
+            "default=str))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, **env}, timeout=60)
+    return result
+
+
+def test_every_setting_in_celeryconfig_is_one_celery_knows():
+    import celeryconfig
+
+    ours = {name for name in vars(celeryconfig)
+            if not name.startswith("_") and name.islower() and name not in {"settings", "Queue"}}
+    assert ours - set(DEFAULTS) == set()
+    assert {"task_serializer", "accept_content", "task_acks_late", "worker_send_task_events",
+            "worker_prefetch_multiplier", "beat_schedule"} <= ours
+
+
+def test_the_app_accepts_json_only_and_routes_training_to_its_queue(celery_app):
+    conf = celery_app.conf
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert conf.task_routes["pipeline.train"] == {"queue": "train"}
+    assert {queue.name for queue in conf.task_queues} == {"celery", "train"}
+    assert conf.worker_send_task_events and conf.task_send_sent_event
+
+
+def test_tasks_are_registered_under_the_contract_names(celery_app):
+    assert {"pipeline.generate", "pipeline.normalize", "pipeline.train",
+            "pipeline.evaluate"} <= set(celery_app.tasks)
+
+
+def test_schedule_and_broker_follow_the_environment(tmp_path):
+    result = conf_in_subprocess(GENERATE_EVERY="7", BATCH_SIZE="33", PIPELINE_HOME=str(tmp_path),
+                                REDIS_URL="redis://example.invalid:6390/3")
+    assert result.returncode == 0, result.stderr
+    conf = json.loads(result.stdout)
+    assert conf["broker_url"] == conf["result_backend"] == "redis://example.invalid:6390/3"
+    [entry] = conf["beat_schedule"].values()
+    assert entry["task"] == "pipeline.generate"
+    assert float(entry["schedule"]) == 7.0 and entry["kwargs"] == {"batch_size": 33}
+    assert conf["beat_schedule_filename"].startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, value", [("GENERATE_EVERY", "soon"), ("BATCH_SIZE", "-5")])
+def test_a_bad_setting_stops_start_up_with_its_name(name, value):
+    result = conf_in_subprocess(**{name: value})
+    assert result.returncode != 0 and name in result.stderr
