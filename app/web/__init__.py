@@ -1,0 +1,61 @@
+"""The Flask app: ``gunicorn 'app.web:create_app()'`` (see the Procfile).
+
+Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /health``
+(health.py), ``GET /models`` (models.py), ``POST /evaluate`` and ``GET /tasks/<id>``
+(tasks.py). The model is held by serving.py and loaded on the first request, never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app import logs, settings
+from app.web import errors, health, models, predict, serving, tasks
+from worker import app as celery_app
+
+DEFAULTS = {
+    # None: from the PIPELINE_HOME environment variable, through app.settings.
+    "PIPELINE_HOME": None,
+    # 10,000 records of typical length take about 700 kB; this leaves room for long names
+    # and pretty-printed JSON. A larger body is refused with 413 before it is read.
+    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+    "MAX_RECORDS": 10_000,
+    # Seconds between looks at the registry's LATEST marker (one stat each).
+    "MODEL_CHECK_INTERVAL": 0.25,
+    "MODELS_LIMIT": 100,
+    "MODELS_MAX_LIMIT": 1000,
+    # Tests turn this off to keep their own log sinks.
+    "CONFIGURE_LOGGING": True,
+    "LOG_LEVEL": "INFO",
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then ``FLASK_*`` environment variables, then ``config``.
+
+    ``FLASK_MAX_RECORDS=500`` and the like override a default (values are parsed as JSON).
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env()
+    if config:
+        app.config.from_mapping(config)
+    environment = settings.load()
+    if app.config["PIPELINE_HOME"] is None:
+        app.config["PIPELINE_HOME"] = str(environment.pipeline_home)
+    if app.config["CONFIGURE_LOGGING"]:
+        logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
+    app.json.sort_keys = False
+
+    # The one Celery app of worker.py: views send tasks by name through it.
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    errors.init_app(app)
+    serving.init_app(app)
+    for blueprint in (predict.bp, health.bp, models.bp, tasks.bp):
+        app.register_blueprint(blueprint)
+    return app

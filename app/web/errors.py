@@ -1,0 +1,57 @@
+"""Every error the API gives is JSON ``{"error": "<one sentence>", ...}``, from one handler.
+
+The handler takes every :class:`~werkzeug.exceptions.HTTPException`: the ones the views raise
+(400 with the field at fault, 404 for an unknown version, 503 while no model exists) and
+Flask's own (404 for an unknown route, 405, 413 for a body over ``MAX_CONTENT_LENGTH``). An
+exception nothing handles reaches it as a 500, after Flask has logged the traceback; the client
+gets a sentence, never the traceback.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from app.web.schemas import InvalidInput
+
+
+class InvalidRequest(BadRequest):
+    """A 400 whose answer also lists each field at fault."""
+
+    def __init__(self, invalid: InvalidInput):
+        super().__init__(invalid.message)
+        self.errors = invalid.errors
+
+
+def _sentence(error: HTTPException) -> str:
+    """The error's own description when a view wrote one, else a sentence for its code."""
+    if error.description and error.description != type(error).description:
+        return error.description
+    if error.code == 404:
+        return f"{request.path} is not a route of this API"
+    if error.code == 405:
+        allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+    if error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return f"the body is larger than the limit of {limit:,} bytes"
+    if error.code == 400:
+        return "the request is malformed"
+    if error.code == 500:
+        return "the server failed to answer this request; the error has been logged"
+    return f"{error.name.lower()}"
+
+
+def json_error(error: HTTPException):
+    """Keep the error's status and headers (``Allow``, ``Retry-After``); make the body JSON."""
+    body = {"error": _sentence(error)}
+    if isinstance(error, InvalidRequest) and error.errors:
+        body["errors"] = error.errors
+    response = error.get_response()
+    response.set_data(current_app.json.dumps(body))
+    response.mimetype = "application/json"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, json_error)

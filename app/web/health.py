@@ -1,0 +1,20 @@
+"""``GET /health``: the process is up, and which model it serves."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint
+
+from app.web.serving import get_model_holder
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+def health():
+    """Always 200 while the process answers; ``model_version`` is null until a model exists.
+
+    Each gunicorn worker serves its own copy of the model, so ``pid`` says which one answered.
+    """
+    return {"status": "ok", **get_model_holder().status(), "pid": os.getpid()}

@@ -1,0 +1,40 @@
+"""``GET /models``: the registry's versions, newest first, with their metadata."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from app.models.registry import VersionNotFound
+from app.web.errors import InvalidRequest
+from app.web.schemas import InvalidInput
+from app.web.serving import get_model_holder
+
+bp = Blueprint("models", __name__)
+
+
+def _limit() -> int:
+    """``?limit=N``: how many versions to list (``MODELS_LIMIT`` when absent)."""
+    raw = request.args.get("limit")
+    highest = current_app.config["MODELS_MAX_LIMIT"]
+    if raw is None:
+        return current_app.config["MODELS_LIMIT"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= highest):
+        message = f"must be a whole number between 1 and {highest:,}"
+        raise InvalidRequest(InvalidInput(f"limit: {message}",
+                                          [{"field": "limit", "message": message}]))
+    return int(raw)
+
+
+@bp.get("/models")
+def list_models():
+    """``{"models": [...], "total": N}``: at most ``limit`` versions, newest first."""
+    limit = _limit()
+    registry = get_model_holder().registry
+    versions = registry.versions()[::-1]
+    models = []
+    for version in versions[:limit]:
+        try:
+            models.append(registry.metadata(version))
+        except (VersionNotFound, ValueError, OSError):
+            continue  # removed or damaged since the listing: the rest are still worth showing
+    return {"models": models, "total": len(versions), "limit": limit}

@@ -1,0 +1,31 @@
+"""``POST /predict``: salaries for one record or a batch, from the newest verified model."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from app.web import schemas
+from app.web.errors import InvalidRequest
+from app.web.serving import get_model_holder
+
+bp = Blueprint("predict", __name__)
+
+
+@bp.post("/predict")
+def predict():
+    """``{"model_version": V, "predictions": [...]}``, one prediction per record, in order.
+
+    Every size goes through the model's ``predict_records`` (plain dicts, no pandas): it is
+    faster than building a DataFrame for the ColumnTransformer at every size measured, from one
+    record (about 1,500 times) to 10,000 (about 8 times).
+    """
+    try:
+        records = schemas.predict_records(request.get_data(cache=False),
+                                          current_app.config["MAX_RECORDS"])
+    except schemas.InvalidInput as invalid:
+        raise InvalidRequest(invalid) from None
+    # One snapshot for the whole request: the version named is the one that answered.
+    serving = get_model_holder().require()
+    predictions = serving.model.predict_records(records)
+    return ({"model_version": serving.version, "predictions": predictions},
+            {"X-Model-Version": str(serving.version)})

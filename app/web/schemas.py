@@ -1,0 +1,222 @@
+"""What the API accepts, checked strictly with pydantic, and errors that name the field.
+
+Rules (the README's "errors" section says the same):
+
+- The body is JSON, whatever the ``Content-Type`` says (so ``curl -d`` works). It is parsed by
+  pydantic-core, which refuses nesting deeper than a fixed limit instead of overflowing the
+  stack. ``NaN`` and ``Infinity`` are parsed, then refused by the field they sit in, so the
+  error names that field.
+- A record is exactly ``idade``, ``cidade`` and ``cargo``: a missing field or any other field is
+  an error.
+- ``idade`` is a whole number from 18 to 70, as in the generated records. ``35.0`` is accepted as
+  35 (the normaliser accepts it in batches too, and ``json.dumps`` of a pandas column writes it
+  that way); ``35.5``, ``"35"``, ``true``, ``NaN`` and ``Infinity`` are not.
+- ``cidade`` and ``cargo`` are text of 1 to 100 characters, not only spaces. Any spelling is
+  accepted: the model tidies it, and a city or job title it has not seen still gets an answer.
+- ``{"records": [...]}`` holds 1 to ``max_records`` records.
+
+Errors name the field as a path: ``records[3].idade``, or ``idade`` for a single record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import pydantic_core
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs it rather than typing's on Python < 3.12
+
+from app.data.generator import AGE_MAX, AGE_MIN
+
+MAX_TEXT = 100
+# Errors listed in one answer: a batch of 10,000 bad records must not make a huge answer.
+MAX_LISTED_ERRORS = 20
+EVALUATE_N_MIN, EVALUATE_N_MAX = 2, 1_000_000
+VERSION_MAX = 2**31
+
+
+class InvalidInput(ValueError):
+    """The body breaks a rule: ``message`` is one sentence, ``errors`` lists field and message."""
+
+    def __init__(self, message: str, errors: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+def _kind(value: Any) -> str:
+    """How to name a value in an error without echoing what may be large or private."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value) if abs(value) < 1e15 else "a number far out of range"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**15 else "a number far out of range"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _whole_number(low: int, high: int):
+    """A check: an int (or a float with nothing after the point) in [low, high]."""
+    bounds = {"low": f"{low:,}", "high": f"{high:,}"}
+
+    def check(value: Any) -> int:
+        number = value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            number = int(value)
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise PydanticCustomError("whole_number", "must be a whole number, got {got}",
+                                      {"got": _kind(value)})
+        if not low <= number <= high:
+            raise PydanticCustomError("out_of_range", "must be between {low} and {high}, got {got}",
+                                      {**bounds, "got": _kind(value)})
+        return number
+
+    return check
+
+
+def whole_number(low: int, high: int) -> BeforeValidator:
+    return BeforeValidator(_whole_number(low, high))
+
+
+def optional_whole_number(low: int, high: int) -> BeforeValidator:
+    check = _whole_number(low, high)
+    return BeforeValidator(lambda value: None if value is None else check(value))
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")]
+
+
+class Record(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    idade: Annotated[int, whole_number(AGE_MIN, AGE_MAX)]
+    cidade: Text
+    cargo: Text
+
+
+class Batch(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    records: Annotated[list[Record], Field(min_length=1)]
+
+
+class EvaluateParams(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
+    n: Annotated[int, whole_number(EVALUATE_N_MIN, EVALUATE_N_MAX)]
+
+
+_RECORD = TypeAdapter(Record)
+_BATCH = TypeAdapter(Batch)
+_EVALUATE = TypeAdapter(EvaluateParams)
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "string_type": "must be text, got {got}",
+    "string_too_short": "must not be empty",
+    "string_too_long": f"must be at most {MAX_TEXT} characters long",
+    "string_pattern_mismatch": "must not be blank",
+    "typed_dict_type": "must be a JSON object, got {got}",
+    "dict_type": "must be a JSON object, got {got}",
+    "list_type": "must be a list, got {got}",
+    "too_short": "must hold at least one record",
+}
+
+
+def field_path(location: tuple) -> str:
+    """``("records", 3, "idade")`` -> ``"records[3].idade"``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _known_fields(location: tuple, scope: str) -> str:
+    """What may stand where an unknown field was found."""
+    if scope == "evaluate":
+        return "the body may have only version and n"
+    if scope == "batch" and len(location) == 1:
+        return 'a batch is {"records": [...]} and nothing else'
+    return "a record has only idade, cidade and cargo"
+
+
+def _describe(error: dict, scope: str) -> dict:
+    template = _MESSAGES.get(error["type"])
+    if template is None:
+        message = error["msg"]
+    else:
+        message = template.format(got=_kind(error.get("input")))
+    if error["type"] == "extra_forbidden":
+        message += f" ({_known_fields(error['loc'], scope)})"
+    return {"field": field_path(error["loc"]), "message": message}
+
+
+def _invalid(error: ValidationError, scope: str) -> InvalidInput:
+    """``scope``: "record", "batch" or "evaluate", the shape that was being checked."""
+    described = [_describe(item, scope)
+                 for item in error.errors(include_url=False, include_input=True)]
+    first = described[0]
+    message = f"{first['field']}: {first['message']}"
+    if len(described) > 1:
+        others = len(described) - 1
+        message += f" (and {others:,} more problem{'s' if others > 1 else ''})"
+    return InvalidInput(message, described[:MAX_LISTED_ERRORS])
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON values; an :class:`InvalidInput` saying why when it is not JSON."""
+    if not body or body.isspace():
+        raise InvalidInput("the body is empty: it must be JSON")
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError as error:
+        reason = str(error)
+        if "recursion limit" in reason:
+            raise InvalidInput("the body is nested too deeply to be a request") from None
+        raise InvalidInput(f"the body is not valid JSON: {reason}") from None
+
+
+def _validate(adapter: TypeAdapter, data: Any, scope: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as error:
+        raise _invalid(error, scope) from None
+
+
+def predict_records(body: bytes, max_records: int) -> list[dict]:
+    """The records of a ``/predict`` body: one record, or ``{"records": [...]}``."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise InvalidInput('the body must be a JSON object: one record or {"records": [...]}, '
+                           f"got {_kind(data)}")
+    if "records" not in data:
+        return [_validate(_RECORD, data, "record")]
+    records = data["records"]
+    # Checked before validating, so an oversized batch costs no per-record work.
+    if isinstance(records, list) and len(records) > max_records:
+        message = f"at most {max_records:,} records are accepted per request, got {len(records):,}"
+        raise InvalidInput(f"records: {message}", [{"field": "records", "message": message}])
+    return _validate(_BATCH, data, "batch")["records"]
+
+
+def evaluate_params(body: bytes) -> dict:
+    """``{"version": V, "n": N}``, both optional; an empty body means the defaults."""
+    if not body or body.isspace():
+        return {}
+    return _validate(_EVALUATE, parse_json(body), "evaluate")
