@@ -1,0 +1,196 @@
+"""The web app over a registry of its own in a temporary folder, and ways to fill that registry.
+
+``tests/conftest.py`` has already pointed REDIS_URL and PIPELINE_HOME at the tests' own Redis
+and folder; the ``app`` here uses ``tmp_path`` instead, so each test starts with no model.
+Tests that need a real worker use ``home_app``, whose registry is the worker's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import pytest
+from loguru import logger
+
+from app.atomic import atomic_create, write_text
+from app.data.generator import generate
+from app.models.registry import ModelRegistry
+from app.models.regressor import SalaryRegressor
+from app.runner import command_argv, read_procfile
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
+
+
+def trained(seed: int = 1, n: int = 2000) -> SalaryRegressor:
+    batch = generate(n, seed=seed)
+    return SalaryRegressor().partial_fit(batch, batch["salario"])
+
+
+def save(registry: ModelRegistry, model: SalaryRegressor, batch_id: str = "b1") -> int:
+    """Save ``model`` as the registry's next version, as the train task does; its number."""
+    return registry.save(model, batch_id=batch_id, parent_version=registry.latest_version(),
+                         metrics={}, n_batch=int(model.n_samples_seen_))["version"]
+
+
+def save_broken(registry: ModelRegistry, how: str) -> int:
+    """Commit a version that must be refused, the way a save commits one; its number.
+
+    ``checksum``: the artifact does not match its recorded sha256. ``garbage``: it matches,
+    but is not a joblib file. ``not_a_model``: a valid joblib file holding no model.
+    ``missing``: the metadata names an artifact that is not there.
+    """
+    version = (registry.latest_version() or 0) + 1
+    artifact = registry.root / f"v{version:06d}.joblib"
+    if how == "not_a_model":
+        buffer = io.BytesIO()
+        joblib.dump({"coef_": [1.0]}, buffer)
+        payload = buffer.getvalue()
+    else:
+        payload = b"\x80\x04 this is not a pickle" * 10
+    recorded = hashlib.sha256(b"other bytes" if how == "checksum" else payload).hexdigest()
+    registry.root.mkdir(parents=True, exist_ok=True)
+    if how != "missing":
+        atomic_create(artifact, lambda temp: temp.write_bytes(payload))
+    metadata = {"version": version, "artifact": artifact.name, "sha256": recorded,
+                "created_at": datetime.now(timezone.utc).isoformat(), "n_samples_seen": 1,
+                "batch_id": f"broken-{how}"}
+    write_text(registry.root / f"v{version:06d}.json", json.dumps(metadata), exclusive=True)
+    write_text(registry.marker_path, f"{version}\n")
+    return version
+
+
+@pytest.fixture(scope="session")
+def first_model() -> SalaryRegressor:
+    return trained(seed=1)
+
+
+@pytest.fixture(scope="session")
+def second_model() -> SalaryRegressor:
+    """Differs from ``first_model`` in every prediction: trained on more, other data."""
+    model = trained(seed=1)
+    batch = generate(4000, seed=2)
+    return model.partial_fit(batch, batch["salario"])
+
+
+@pytest.fixture
+def make_app(registry):
+    """``make_app(**config)``: a fresh app over ``registry`` (empty, in ``tmp_path``)."""
+
+    def make(**config):
+        from app.web import create_app
+
+        return create_app({"TESTING": True, "CONFIGURE_LOGGING": False,
+                           "PIPELINE_HOME": str(registry.root.parent), **config})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def served(registry, first_model) -> int:
+    """The version of a model saved in ``registry`` before the test's first request."""
+    return save(registry, first_model)
+
+
+@pytest.fixture
+def save_model(registry):
+    """``save_model(model)``: commit ``model`` as ``registry``'s next version; its number."""
+    return lambda model, batch_id="b1": save(registry, model, batch_id)
+
+
+@pytest.fixture
+def save_broken_version(registry):
+    """``save_broken_version(how)``: commit a version that must be refused (see save_broken)."""
+    return lambda how: save_broken(registry, how)
+
+
+@pytest.fixture
+def log_lines():
+    """Messages loguru logs during the test."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="INFO", format="{message}")
+    yield lines
+    logger.remove(sink)
+
+
+@pytest.fixture
+def home_registry(pipeline_home) -> ModelRegistry:
+    return ModelRegistry(pipeline_home / "models")
+
+
+@pytest.fixture
+def home_app(home_registry, first_model):
+    """The app over the session's PIPELINE_HOME, where the test worker finds models too."""
+    from app.web import create_app
+
+    if home_registry.latest_version() is None:
+        save(home_registry, first_model, batch_id="web-tests")
+    return create_app({"TESTING": True, "CONFIGURE_LOGGING": False})
+
+
+# -- a real gunicorn ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def web_argv(port: int) -> list[str]:
+    """The Procfile's ``web`` command (what ``make run`` starts), on ``port``."""
+    return command_argv(read_procfile(ROOT / "Procfile")["web"],
+                        {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """``with gunicorn(home) as url``: the Procfile's web server over ``home``."""
+    return lambda home: _gunicorn(home, tmp_path / "gunicorn.log")
+
+
+@contextlib.contextmanager
+def _gunicorn(home: Path, log: Path):
+    """The Procfile's web server over ``home``, on a free port; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, PIPELINE_HOME=str(home), WEB_PORT=str(port), PYTHONUNBUFFERED="1")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    with open(log, "wb") as output:
+        process = subprocess.Popen(web_argv(port), cwd=ROOT, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()

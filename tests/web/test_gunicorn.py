@@ -1,0 +1,63 @@
+"""The real server of ``make run`` (the Procfile's gunicorn, 2 workers with threads) hot-reloads."""
+
+import http.client
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
+
+
+def call(url, method, path, body=None):
+    """One request on a new connection (so gunicorn may hand it to either worker)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def versions_served(url, requests=40):
+    """The versions named by ``requests`` predictions, and the worker pids seen meanwhile."""
+    versions, pids = set(), set()
+    for _ in range(requests):
+        status, body = call(url, "POST", "/predict", PROBE)
+        versions.add(body.get("model_version") if status == 200 else status)
+        pids.add(call(url, "GET", "/health")[1]["pid"])
+    return versions, pids
+
+
+def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_one(
+        gunicorn, registry, save_model, save_broken_version, first_model, second_model):
+    with gunicorn(registry.root.parent) as url:
+        assert call(url, "POST", "/predict", PROBE)[0] == 503
+        assert call(url, "GET", "/health")[1]["model_version"] is None
+
+        first = save_model(first_model)
+        time.sleep(1.0)
+        versions, pids = versions_served(url)
+        assert versions == {first}
+        assert len(pids) == 2, "both gunicorn workers should have answered"
+
+        second = save_model(second_model, "b2")
+        time.sleep(1.0)
+        assert versions_served(url)[0] == {second}
+        status, body = call(url, "POST", "/predict", {"records": [PROBE] * 3})
+        assert status == 200 and body["predictions"] == second_model.predict_records([PROBE] * 3)
+
+        broken = save_broken_version("checksum")
+        time.sleep(1.0)
+        assert versions_served(url)[0] == {second}
+        refused = {tuple(call(url, "GET", "/health")[1]["refused_versions"]) for _ in range(20)}
+        assert refused == {(broken,)}
+
+        third = save_model(first_model, "b3")
+        time.sleep(1.0)
+        assert versions_served(url)[0] == {third}

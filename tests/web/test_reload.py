@@ -1,0 +1,143 @@
+"""Hot reload in one process: new versions are served without a restart, bad ones refused."""
+
+import threading
+import time
+
+import pytest
+
+PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
+BROKEN = ["checksum", "garbage", "not_a_model", "missing"]
+
+
+def predict(client):
+    response = client.post("/predict", json=PROBE)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def wait_until_served(client, version, timeout=2.0):
+    """Seconds until /predict names ``version``; fails after ``timeout``."""
+    start = time.monotonic()
+    while client.post("/predict", json=PROBE).get_json().get("model_version") != version:
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"version {version} not served within {timeout} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def test_a_new_version_is_served_within_a_second_without_restart(client, save_model, first_model,
+                                                                  second_model):
+    first = save_model(first_model)
+    assert predict(client) == {"model_version": first,
+                               "predictions": first_model.predict_records([PROBE])}
+    second = save_model(second_model, "b2")
+    assert wait_until_served(client, second) < 1.0
+    assert predict(client)["predictions"] == second_model.predict_records([PROBE])
+
+
+def test_the_first_model_is_served_once_saved_after_503s(client, save_model, first_model):
+    assert client.post("/predict", json=PROBE).status_code == 503
+    version = save_model(first_model)
+    assert wait_until_served(client, version) < 1.0
+
+
+def test_the_model_file_is_read_once_per_version_not_per_request(client, app, save_model,
+                                                               first_model, monkeypatch):
+    registry = app.extensions["model_holder"].registry
+    loads = []
+    original = registry.load
+    monkeypatch.setattr(registry, "load", lambda version=None: loads.append(version) or original(version))
+    version = save_model(first_model)
+    for _ in range(50):
+        predict(client)
+    time.sleep(0.3)  # past a check of the marker: still nothing new to read
+    for _ in range(50):
+        predict(client)
+    assert loads == [version]
+
+
+def test_the_marker_is_looked_at_no_more_than_every_check_interval(make_app, save_model,
+                                                                 first_model, monkeypatch):
+    client = make_app(MODEL_CHECK_INTERVAL=0.2).test_client()
+    save_model(first_model)
+    holder = client.application.extensions["model_holder"]
+    looks = []
+    original = holder._marker_signature
+    monkeypatch.setattr(holder, "_marker_signature", lambda: looks.append(1) or original())
+    start = time.monotonic()
+    while time.monotonic() - start < 0.5:
+        predict(client)
+    assert 1 <= len(looks) <= 3
+
+
+@pytest.mark.parametrize("how", BROKEN)
+def test_a_broken_new_version_is_refused_once_and_the_old_keeps_serving(
+        client, save_model, save_broken_version, first_model, second_model, log_lines, how):
+    good = save_model(first_model)
+    assert predict(client)["model_version"] == good
+    broken = save_broken_version(how)
+    time.sleep(0.3)
+    for _ in range(5):  # several checks of the marker, over more than one interval
+        assert predict(client) == {"model_version": good,
+                                   "predictions": first_model.predict_records([PROBE])}
+        time.sleep(0.1)
+    refusals = [line for line in log_lines if f"refused model version {broken}" in line]
+    assert len(refusals) == 1 and f"version {good} keeps serving" in refusals[0]
+    assert client.get("/health").get_json()["refused_versions"] == [broken]
+    # A good version after the broken one is served as usual.
+    newer = save_model(second_model, "b3")
+    assert wait_until_served(client, newer) < 1.0
+
+
+def test_at_start_the_newest_version_that_verifies_is_served(make_app, save_model,
+                                                            save_broken_version, first_model):
+    good = save_model(first_model)
+    save_broken_version("checksum")
+    save_broken_version("garbage")
+    client = make_app().test_client()
+    assert predict(client)["model_version"] == good
+    assert client.get("/health").get_json()["refused_versions"] == [good + 1, good + 2]
+
+
+def test_only_broken_versions_is_503_not_a_crash(client, save_broken_version):
+    save_broken_version("garbage")
+    response = client.post("/predict", json=PROBE)
+    assert response.status_code == 503 and client.get("/health").get_json()["model_version"] is None
+
+
+def test_concurrent_requests_see_old_or_new_model_whole_while_versions_change(
+        app, save_model, first_model, second_model):
+    """Every answer's predictions are those of the version it names, and versions only grow."""
+    models = {save_model(first_model): first_model}
+    expected = {version: model.predict_records([PROBE]) for version, model in models.items()}
+    stop, failures, seen = threading.Event(), [], []
+
+    def hammer():
+        client = app.test_client()
+        last = 0
+        while not stop.is_set():
+            body = client.post("/predict", json=PROBE).get_json()
+            version = body["model_version"]
+            if body["predictions"] != expected.get(version) or version < last:
+                failures.append((last, body))
+            last = version
+            seen.append(version)
+            time.sleep(0.001)  # leave the saving thread some of the GIL
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in range(4):
+            model = second_model if batch % 2 == 0 else first_model
+            # Known before it is saved, so no thread can see a version it cannot check.
+            version = max(models) + 1
+            expected[version] = model.predict_records([PROBE])
+            models[save_model(model, f"c{batch}")] = model
+            time.sleep(0.35)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:3]
+    assert set(seen) == set(models) and seen[-1] == max(models)
