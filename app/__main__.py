@@ -23,19 +23,18 @@ def sample(n: int, seed: int | None, out) -> None:
 
 def evaluate(version: int | None, n: int, wait: float) -> dict:
     """Run ``pipeline.evaluate`` on a worker, or here when no worker answers."""
-    from kombu.exceptions import OperationalError
-
+    from app.redis_server import answers
     from app.tasks.pipeline import evaluate as evaluate_task
     from worker import app as celery_app
 
     kwargs = {"version": version, "n": n}
-    try:
-        workers = celery_app.control.ping(timeout=1.0)
-    except OperationalError:
-        workers = []
-    if workers:
+    broker = celery_app.conf.broker_url
+    if not answers(broker):
+        print(f"Redis at {broker} does not answer; evaluating in this process.", file=sys.stderr)
+    elif not celery_app.control.ping(timeout=1.0):
+        print("No Celery worker answered; evaluating in this process.", file=sys.stderr)
+    else:
         return evaluate_task.apply_async(kwargs=kwargs).get(timeout=wait)
-    print("No Celery worker answered; evaluating in this process.", file=sys.stderr)
     return evaluate_task.apply(kwargs=kwargs, throw=True).get()
 
 

@@ -39,10 +39,14 @@ def test_sample_rejects_bad_counts_with_usage(args):
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
-def test_evaluate_without_a_model_says_so(tmp_path):
-    result = run_cli("evaluate", env={"PIPELINE_HOME": str(tmp_path)})
+def test_evaluate_without_redis_runs_here_and_says_there_is_no_model(tmp_path):
+    from app.redis_server import free_port
+
+    result = run_cli("evaluate", env={"PIPELINE_HOME": str(tmp_path),
+                                      "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert result.returncode == 1
-    assert "no model has been trained yet" in result.stderr
+    assert "does not answer; evaluating in this process" in result.stderr
+    assert "error: no model has been trained yet" in result.stderr
 
 
 @pytest.mark.usefixtures("celery_worker")
