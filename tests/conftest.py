@@ -19,6 +19,8 @@ import pytest
 import redis
 
 from app import redis_server
+from app.data.lake import DataLake
+from app.models.registry import ModelRegistry
 
 _session = contextlib.ExitStack()
 
@@ -74,13 +76,23 @@ def celery_worker(celery_app):
 
 @pytest.fixture
 def lake(tmp_path):
-    from app.data.lake import DataLake
-
+    """An empty data lake of the test's own."""
     return DataLake(tmp_path / "data")
 
 
 @pytest.fixture
 def registry(tmp_path):
-    from app.models.registry import ModelRegistry
-
+    """An empty model registry of the test's own."""
     return ModelRegistry(tmp_path / "models")
+
+
+@pytest.fixture
+def home_lake(pipeline_home):
+    """The data lake the session's worker writes to."""
+    return DataLake(pipeline_home / "data")
+
+
+@pytest.fixture
+def home_registry(pipeline_home):
+    """The model registry the session's worker writes to."""
+    return ModelRegistry(pipeline_home / "models")

@@ -53,7 +53,7 @@ def test_evaluate_without_redis_runs_here_and_says_there_is_no_model(tmp_path):
 def test_evaluate_runs_the_task_on_the_worker_and_prints_its_report(pipeline_home):
     from app.models.registry import ModelRegistry
     from app.tasks.pipeline import generate
-    from tests.tasks.conftest import wait_for
+    from tests.support import wait_for
 
     batch_id = generate.delay(batch_size=800).get(timeout=30)
     registry = ModelRegistry(pipeline_home / "models")

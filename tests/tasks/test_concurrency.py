@@ -17,7 +17,7 @@ from celery import Celery
 
 from app.data.lake import DataLake
 from app.models.registry import ModelRegistry
-from tests.tasks.conftest import wait_for
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE_EVERY = 1

@@ -4,7 +4,7 @@ import pytest
 
 from app.data.generator import generate
 from app.tasks.pipeline import evaluate, generate as generate_task, normalize, train
-from tests.tasks.conftest import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

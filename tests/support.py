@@ -1,3 +1,5 @@
+"""Helpers for tests that wait on other processes."""
+
 import time
 
 import pytest
@@ -12,17 +14,3 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-@pytest.fixture
-def home_lake(pipeline_home):
-    from app.data.lake import DataLake
-
-    return DataLake(pipeline_home / "data")
-
-
-@pytest.fixture
-def home_registry(pipeline_home):
-    from app.models.registry import ModelRegistry
-
-    return ModelRegistry(pipeline_home / "models")
