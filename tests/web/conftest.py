@@ -135,11 +135,6 @@ def log_lines():
 
 
 @pytest.fixture
-def home_registry(pipeline_home) -> ModelRegistry:
-    return ModelRegistry(pipeline_home / "models")
-
-
-@pytest.fixture
 def home_app(home_registry, first_model):
     """The app over the session's PIPELINE_HOME, where the test worker finds models too."""
     from app.web import create_app

@@ -1,27 +1,30 @@
 """POST /evaluate and GET /tasks/<id>, with a real worker in this process."""
 
-import time
 import uuid
 
 import pytest
 import redis
 from kombu.exceptions import OperationalError
 
+from tests.support import wait_for
+
 pytestmark = pytest.mark.timeout(120)
 
 
-def wait_for_end(client, task_id, timeout=60.0):
+def wait_for_end(client, task_id):
     """GET /tasks/<id> until the task has succeeded or failed; the last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ended():
         response = client.get(f"/tasks/{task_id}")
         assert response.status_code == 200
         body = response.get_json()
         if body["state"] in ("SUCCESS", "FAILURE"):
             return body
-        assert body["state"] in ("PENDING", "RECEIVED", "STARTED", "RETRY") and body["result"] is None
-        time.sleep(0.05)
-    pytest.fail(f"task {task_id} did not finish within {timeout} s")
+        assert body["state"] in ("PENDING", "RECEIVED", "STARTED", "RETRY")
+        assert body["result"] is None
+        return None
+
+    return wait_for(ended, timeout=60, what=f"task {task_id} to end")
 
 
 def must_not_send(*args, **kwargs):
