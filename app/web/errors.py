@@ -10,7 +10,7 @@ gets a sentence, never the traceback.
 from __future__ import annotations
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.web.schemas import InvalidInput
 
@@ -21,6 +21,20 @@ class InvalidRequest(BadRequest):
     def __init__(self, invalid: InvalidInput):
         super().__init__(invalid.message)
         self.errors = invalid.errors
+
+
+def read_body() -> bytes:
+    """The request body; a 413 when it is over ``MAX_CONTENT_LENGTH``, however it was sent.
+
+    A body with a ``Content-Length`` over the limit is refused before it is read. A streamed
+    (chunked) body has no length: Werkzeug stops reading it at the limit and returns what it
+    read, so reaching the limit is taken as going over it.
+    """
+    body = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and request.content_length is None and len(body) >= limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _sentence(error: HTTPException) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pydantic_core
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from app.web import schemas
-from app.web.errors import InvalidRequest
+from app.web.errors import InvalidRequest, read_body
 from app.web.serving import get_model_holder
 
 bp = Blueprint("predict", __name__)
@@ -21,7 +21,7 @@ def predict():
     record (about 1,500 times) to 10,000 (about 8 times).
     """
     try:
-        records = schemas.predict_records(request.get_data(cache=False),
+        records = schemas.predict_records(read_body(),
                                           current_app.config["MAX_RECORDS"])
     except schemas.InvalidInput as invalid:
         raise InvalidRequest(invalid) from None

@@ -7,13 +7,13 @@ The views only send and read tasks by name through the Celery app bound in
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, url_for
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from app.models.registry import VersionNotFound
 from app.web import schemas
-from app.web.errors import InvalidRequest
+from app.web.errors import InvalidRequest, read_body
 from app.web.serving import get_model_holder
 
 bp = Blueprint("tasks", __name__)
@@ -42,7 +42,7 @@ def evaluate():
     The version is checked here, so a typo gets an answer now rather than a failed task later.
     """
     try:
-        params = schemas.evaluate_params(request.get_data(cache=False))
+        params = schemas.evaluate_params(read_body())
     except schemas.InvalidInput as invalid:
         raise InvalidRequest(invalid) from None
     registry = get_model_holder().registry

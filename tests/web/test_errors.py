@@ -1,5 +1,7 @@
 """Flask's own errors (unknown route, wrong method, body too large) answer JSON like ours."""
 
+import io
+
 import pytest
 
 
@@ -31,6 +33,15 @@ def test_a_body_over_the_limit_is_a_json_413(client, app, path):
     response = client.post(path, data=b" " * (limit + 1), content_type="application/json")
     assert response.status_code == 413
     assert response.get_json() == {"error": f"the body is larger than the limit of {limit:,} bytes"}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/evaluate"])
+def test_a_streamed_body_over_the_limit_is_a_413_not_a_truncated_400(client, app, path):
+    """A chunked body has no Content-Length; Werkzeug alone would cut it at the limit."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = client.post(path, input_stream=io.BytesIO(b" " * (limit + 10)),
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413 and response.is_json
 
 
 def test_the_body_limit_can_be_set_from_the_environment(make_app, monkeypatch):

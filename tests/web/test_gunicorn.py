@@ -11,13 +11,21 @@ pytestmark = pytest.mark.timeout(120)
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
-def call(url, method, path, body=None):
-    """One request on a new connection (so gunicorn may hand it to either worker)."""
+def call(url, method, path, body=None, chunks=None):
+    """One request on a new connection (so gunicorn may hand it to either worker).
+
+    ``chunks``, an iterable of bytes, is sent with chunked transfer encoding instead of ``body``.
+    """
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        connection.request(method, path, body=None if body is None else json.dumps(body),
-                           headers={"Content-Type": "application/json"})
+        if chunks is not None:
+            connection.request(method, path, body=chunks, encode_chunked=True,
+                               headers={"Content-Type": "application/json",
+                                        "Transfer-Encoding": "chunked"})
+        else:
+            connection.request(method, path, body=None if body is None else json.dumps(body),
+                               headers={"Content-Type": "application/json"})
         response = connection.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -61,3 +69,14 @@ def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_
         third = save_model(first_model, "b3")
         time.sleep(1.0)
         assert versions_served(url)[0] == {third}
+
+
+def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit_and_reads_a_small_one(
+        gunicorn, registry, save_model, first_model):
+    save_model(first_model)
+    with gunicorn(registry.root.parent) as url:
+        record = json.dumps({"records": [PROBE] * 2}).encode()
+        status, body = call(url, "POST", "/predict", chunks=iter([record[:10], record[10:]]))
+        assert status == 200 and len(body["predictions"]) == 2
+        status, body = call(url, "POST", "/predict", chunks=(b" " * 65536 for _ in range(80)))
+        assert status == 413 and body["error"].startswith("the body is larger than the limit")
