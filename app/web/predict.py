@@ -21,8 +21,7 @@ def predict():
     record (about 1,500 times) to 10,000 (about 8 times).
     """
     try:
-        records = schemas.predict_records(read_body(),
-                                          current_app.config["MAX_RECORDS"])
+        records = schemas.predict_records(read_body(), current_app.config["MAX_RECORDS"])
     except schemas.InvalidInput as invalid:
         raise InvalidRequest(invalid) from None
     # One snapshot for the whole request: the version named is the one that answered.

@@ -1,6 +1,6 @@
 """What the API accepts, checked strictly with pydantic, and errors that name the field.
 
-Rules (the README's "errors" section says the same):
+Rules:
 
 - The body is JSON, whatever the ``Content-Type`` says (so ``curl -d`` works). It is parsed by
   pydantic-core, which refuses nesting deeper than a fixed limit instead of overflowing the
@@ -9,7 +9,7 @@ Rules (the README's "errors" section says the same):
 - A record is exactly ``idade``, ``cidade`` and ``cargo``: a missing field or any other field is
   an error.
 - ``idade`` is a whole number from 18 to 70, as in the generated records. ``35.0`` is accepted as
-  35 (the normaliser accepts it in batches too, and ``json.dumps`` of a pandas column writes it
+  35, as the normaliser accepts it in batches (a float column exported from pandas writes ages
   that way); ``35.5``, ``"35"``, ``true``, ``NaN`` and ``Infinity`` are not.
 - ``cidade`` and ``cargo`` are text of 1 to 100 characters once leading and trailing spaces
   are stripped. Any spelling is accepted: the model tidies it, and a city or job title it has
@@ -31,11 +31,12 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
 from app.data.generator import AGE_MAX, AGE_MIN
+from app.models.evaluation import MAX_N
 
 MAX_TEXT = 100
 # Errors listed in one answer: a batch of 10,000 bad records must not make a huge answer.
 MAX_LISTED_ERRORS = 20
-EVALUATE_N_MIN, EVALUATE_N_MAX = 2, 1_000_000
+EVALUATE_N_MIN, EVALUATE_N_MAX = 2, MAX_N
 VERSION_MAX = 2**31
 
 

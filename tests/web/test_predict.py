@@ -48,10 +48,12 @@ def test_a_whole_number_written_as_a_float_is_an_age(client, served):
     assert as_float == post(client, RECORD).get_json()
 
 
-def test_any_content_type_is_read_as_json(client, served):
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", None])
+def test_any_content_type_is_read_as_json(client, served, content_type):
     """``curl -d`` sends form encoding; the body is still read as JSON."""
-    response = client.post("/predict", data=json.dumps(RECORD), content_type="text/plain")
-    assert response.status_code == 200
+    response = client.post("/predict", data=json.dumps(RECORD), content_type=content_type)
+    assert response.status_code == 200 and response.get_json()["model_version"] == served
 
 
 def test_no_model_yet_is_503_until_one_is_saved(client, registry, first_model):

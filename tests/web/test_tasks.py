@@ -91,6 +91,7 @@ BAD_EVALUATE = [
     (b'{"version": false}', "version: must be a whole number, got false"),
     (b'{"version": [1]}', "version: must be a whole number, got a list"),
     (b'{"model": 1}', "model: is not a known field"),
+    (b"[" * 100_000, "the body is nested too deeply"),
 ]
 
 
