@@ -50,8 +50,6 @@ from app.runner import command_argv, read_procfile  # noqa: E402
 
 APP_SPEC = "app.web:create_app()"
 BENCH_APP_SPEC = "bench.predict:bench_app()"
-FALLBACK_WEB = ("gunicorn --bind 127.0.0.1:${WEB_PORT:-5000} --workers 2 --threads 4 "
-                "'app.web:create_app()'")
 RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
@@ -74,9 +72,7 @@ def free_port() -> int:
 
 def web_command(port: int) -> tuple[list[str], str]:
     """The Procfile's ``web`` argv on ``port`` with the bench app, and where it came from."""
-    command, source = FALLBACK_WEB, "the default command: the Procfile has no web line"
-    with contextlib.suppress(FileNotFoundError, KeyError):
-        command, source = read_procfile(ROOT / "Procfile")["web"], "the Procfile's web line"
+    command, source = read_procfile(ROOT / "Procfile")["web"], "the Procfile's web line"
     argv = command_argv(command, {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})
     if APP_SPEC not in argv:
         raise SystemExit(f"the web command does not serve {APP_SPEC}: {command}")

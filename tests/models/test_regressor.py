@@ -107,3 +107,10 @@ def test_mismatched_lengths_and_missing_columns_are_errors(batches):
         SalaryRegressor().partial_fit(batches[0].drop(columns="cargo"), batches[0]["salario"])
     with pytest.raises(ValueError, match="rows but y has"):
         SalaryRegressor().partial_fit(batches[0], batches[0]["salario"][:5])
+
+
+def test_fast_path_before_fit_raises_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SalaryRegressor().predict_records([{"idade": 30, "cidade": "Recife", "cargo": "Vendedor"}])
