@@ -16,16 +16,17 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 from app import settings
-from app.redis_server import ensure_redis
+from app.redis_server import DEFAULT_URL, ensure_redis, free_port
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 STOP_TIMEOUT = 5.0
@@ -76,6 +77,49 @@ def child_env(redis_url: str, home: Path) -> dict[str, str]:
     env = dict(os.environ, REDIS_URL=redis_url, PIPELINE_HOME=str(home), PYTHONUNBUFFERED="1")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+WEB_APP = "app.web:create_app()"
+
+
+def web_argv(port: int, app_spec: str = WEB_APP) -> list[str]:
+    """The Procfile's ``web`` command on 127.0.0.1:``port``, serving ``app_spec``."""
+    argv = command_argv(read_procfile(PROCFILE)["web"],
+                        {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})
+    if WEB_APP not in argv:
+        raise ValueError(f"the Procfile's web command does not serve {WEB_APP}: {argv}")
+    return [app_spec if word == WEB_APP else word for word in argv]
+
+
+@contextlib.contextmanager
+def web_server(home: Path, log: Path, app_spec: str = WEB_APP) -> Iterator[str]:
+    """The web server as ``make run`` starts it, over ``home`` on a free port; yields its URL.
+
+    For the tests and the benchmark: it returns once the server accepts connections, and
+    stops the server's whole process group on the way out.
+    """
+    port = free_port()
+    env = child_env(os.environ.get("REDIS_URL") or DEFAULT_URL, home)
+    with open(log, "wb") as output:
+        process = subprocess.Popen(web_argv(port, app_spec), cwd=PROCFILE.parent, env=env,
+                                   stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the web server did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        signal_groups([process], signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            signal_groups([process], signal.SIGKILL)
+            process.wait()
 
 
 def write(name: str, width: int, line: bytes) -> None:

@@ -32,7 +32,6 @@ import os
 import selectors
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,9 +45,8 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages come
 from app.data.generator import generate  # noqa: E402
 from app.models.registry import ModelRegistry  # noqa: E402
 from app.models.regressor import SalaryRegressor  # noqa: E402
-from app.runner import command_argv, read_procfile  # noqa: E402
+from app.runner import web_argv, web_server  # noqa: E402
 
-APP_SPEC = "app.web:create_app()"
 BENCH_APP_SPEC = "bench.predict:bench_app()"
 RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
@@ -64,21 +62,6 @@ def bench_app():
 
 # -- the server -----------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def web_command(port: int) -> tuple[list[str], str]:
-    """The Procfile's ``web`` argv on ``port`` with the bench app, and where it came from."""
-    command, source = read_procfile(ROOT / "Procfile")["web"], "the Procfile's web line"
-    argv = command_argv(command, {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})
-    if APP_SPEC not in argv:
-        raise SystemExit(f"the web command does not serve {APP_SPEC}: {command}")
-    return [BENCH_APP_SPEC if word == APP_SPEC else word for word in argv], source
-
-
 def worker_count(argv: list[str]) -> int:
     return int(argv[argv.index("--workers") + 1]) if "--workers" in argv else 1
 
@@ -88,32 +71,6 @@ def train_model(home: Path, n: int = 20_000) -> int:
     model = SalaryRegressor().partial_fit(batch, batch["salario"])
     return ModelRegistry(home / "models").save(model, batch_id="bench", parent_version=None,
                                                metrics={}, n_batch=n)["version"]
-
-
-@contextlib.contextmanager
-def server(argv: list[str], home: Path, port: int):
-    env = dict(os.environ, PIPELINE_HOME=str(home), WEB_PORT=str(port), PYTHONUNBUFFERED="1")
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    log = home / "gunicorn.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
 
 
 # -- the client -----------------------------------------------------------------------------
@@ -298,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as temp:
         home = Path(temp)
         version = train_model(home)
-        port = free_port()
-        argv, source = web_command(port)
+        argv = web_argv(0, BENCH_APP_SPEC)
         workers = worker_count(argv)
-        with server(argv, home, port):
+        with web_server(home, home / "gunicorn.log", BENCH_APP_SPEC) as url:
+            port = int(url.rsplit(":", 1)[1])
             # Unmeasured: every worker boots, loads the model and sees each kind of request.
             for case in cases:
                 run(case, port, workers, requests=max(case.connections, case.requests // 10))
@@ -314,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{measures[case.name][-1].per_second:>9,.0f} req/s", flush=True)
 
     print(f"server : {' '.join(argv[:-1])} '{argv[-1]}'")
-    print(f"         ({source}, with the app spec swapped for the one that adds /bare)")
+    print("         (the Procfile's web line, with the app spec swapped for one that adds /bare)")
     print(f"machine: {os.cpu_count()} CPUs, shared by the client and the server; model version "
           f"{version}")
     print(f"client : {options.connections} keep-alive connections ({options.batch_connections} "

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 import pytest
 
 from app.data.generator import generate
-from app.models.registry import CorruptModel, ModelRegistry, VersionNotFound
+from app.models.registry import CorruptModel, VersionNotFound
 from app.models.regressor import SalaryRegressor
 
 

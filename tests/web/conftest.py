@@ -7,17 +7,10 @@ Tests that need a real worker use ``home_app``, whose registry is the worker's.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import joblib
 import pytest
@@ -27,9 +20,8 @@ from app.atomic import atomic_create, write_text
 from app.data.generator import generate
 from app.models.registry import ModelRegistry
 from app.models.regressor import SalaryRegressor
-from app.runner import command_argv, read_procfile
+from app.runner import web_server
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
@@ -146,46 +138,7 @@ def home_app(home_registry, first_model):
 
 # -- a real gunicorn ------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def web_argv(port: int) -> list[str]:
-    """The Procfile's ``web`` command (what ``make run`` starts), on ``port``."""
-    return command_argv(read_procfile(ROOT / "Procfile")["web"],
-                        {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})
-
-
 @pytest.fixture
 def gunicorn(tmp_path):
     """``with gunicorn(home) as url``: the Procfile's web server over ``home``."""
-    return lambda home: _gunicorn(home, tmp_path / "gunicorn.log")
-
-
-@contextlib.contextmanager
-def _gunicorn(home: Path, log: Path):
-    """The Procfile's web server over ``home``, on a free port; yields its base URL."""
-    port = free_port()
-    env = dict(os.environ, PIPELINE_HOME=str(home), WEB_PORT=str(port), PYTHONUNBUFFERED="1")
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    with open(log, "wb") as output:
-        process = subprocess.Popen(web_argv(port), cwd=ROOT, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+    return lambda home: web_server(home, tmp_path / "gunicorn.log")
