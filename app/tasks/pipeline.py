@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import chain, shared_task
 from loguru import logger
+from redis.exceptions import LockNotOwnedError
 
 from app.data import generator
 from app.data.lake import check_batch_id
@@ -73,7 +74,12 @@ def train(self, batch_id: str) -> int:
         try:
             outcome = train_batch(self.lake, self.registry, batch_id)
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except LockNotOwnedError:
+                # The lock timed out mid-training and may be another's now. The version was
+                # still created exclusively, so nothing was overwritten; say so and go on.
+                logger.warning("train lock expired before release ({} s)", TRAIN_LOCK_TIMEOUT)
         if outcome.version is None:
             raise ValueError(f"batch {batch_id} has no valid rows and no model exists yet")
         if not outcome.trained:
