@@ -30,8 +30,6 @@ class Settings:
     pipeline_home: Path
     batch_size: int
     generate_every: int
-    web_host: str
-    web_port: int
     debug: bool
 
     @property
@@ -53,7 +51,5 @@ def load() -> Settings:
         pipeline_home=Path(os.environ.get("PIPELINE_HOME") or "./var").resolve(),
         batch_size=_positive_int("BATCH_SIZE", 1000),
         generate_every=_positive_int("GENERATE_EVERY", 5),
-        web_host=os.environ.get("WEB_HOST") or "127.0.0.1",
-        web_port=_positive_int("WEB_PORT", 5000),
         debug=os.environ.get("PIPELINE_DEBUG", "") not in ("", "0", "false"),
     )

@@ -167,7 +167,6 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
             offset = block.stop
         self.coef_, self.intercept_ = coef, float(intercept)
         self.target_mean_ = float(self.mean_[p])
-        self.target_var_ = float(self.comoment_[p, p] / self.n_samples_seen_)
         self._tables_ = self._prediction_tables()
 
     def _prediction_tables(self) -> dict:
