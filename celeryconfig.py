@@ -47,6 +47,7 @@ broker_connection_retry_on_startup = True
 timezone = "UTC"
 enable_utc = True
 
-beat_schedule_filename = str(_settings.pipeline_home / "celerybeat-schedule")
-# Beat opens its schedule file at start; the folder must exist even on a fresh clone.
-_settings.pipeline_home.mkdir(parents=True, exist_ok=True)
+if _settings.local_home is not None:
+    beat_schedule_filename = str(_settings.local_home / "celerybeat-schedule")
+    # Beat opens its schedule file at start; the folder must exist even on a fresh clone.
+    _settings.local_home.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def command_argv(command: str, env: Mapping[str, str]) -> list[str]:
     return [expand(word, env) for word in shlex.split(command)]
 
 
-def child_env(redis_url: str, home: Path) -> dict[str, str]:
+def child_env(redis_url: str, home: str | Path) -> dict[str, str]:
     """Our environment, plus the Redis in use, PIPELINE_HOME and this venv's ``bin`` on PATH."""
     env = dict(os.environ, REDIS_URL=redis_url, PIPELINE_HOME=str(home), PYTHONUNBUFFERED="1")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -92,7 +92,7 @@ def web_argv(port: int, app_spec: str = WEB_APP) -> list[str]:
 
 
 @contextlib.contextmanager
-def web_server(home: Path, log: Path, app_spec: str = WEB_APP) -> Iterator[str]:
+def web_server(home: str | Path, log: Path, app_spec: str = WEB_APP) -> Iterator[str]:
     """The web server as ``make run`` starts it, over ``home`` on a free port; yields its URL.
 
     For the tests and the benchmark: it returns once the server accepts connections, and
@@ -226,12 +226,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with contextlib.ExitStack() as stack:
         try:
-            home = settings.load().pipeline_home
+            environment = settings.load()
             redis_url = stack.enter_context(ensure_redis(os.environ.get("REDIS_URL")))
         except (ValueError, RuntimeError) as error:
             say(width, f"cannot start: {error}")
             return 1
-        home.mkdir(parents=True, exist_ok=True)
+        home = environment.pipeline_home
+        if environment.local_home is not None:
+            environment.local_home.mkdir(parents=True, exist_ok=True)
         say(width, f"Redis at {redis_url}; PIPELINE_HOME={home}")
         failure = supervise(processes, child_env(redis_url, home), procfile.parent, width, signals)
     if failure:

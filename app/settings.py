@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.storage import Storage, open_storage
+
+DRIFT_SCENARIOS = ("none", "sudden", "gradual")
+
 
 def _positive_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -24,32 +28,56 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def home_url(raw: str) -> str:
+    """``PIPELINE_HOME`` as a URL: an absolute path for a local folder, else as given.
+
+    >>> home_url("s3://bucket/prefix/")
+    's3://bucket/prefix'
+    """
+    if "://" in raw and not raw.startswith("file://"):
+        return raw.rstrip("/")
+    return str(Path(raw.removeprefix("file://")).resolve())
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
-    pipeline_home: Path
+    pipeline_home: str
     batch_size: int
     generate_every: int
+    keep_versions: int
+    keep_batches: int
+    drift: str
+    drift_after: int
+    api_token: str | None
     debug: bool
 
     @property
-    def data_dir(self) -> Path:
-        return self.pipeline_home / "data"
+    def local_home(self) -> Path | None:
+        """``PIPELINE_HOME`` as a folder of this machine, or None when it is object storage."""
+        return None if "://" in self.pipeline_home else Path(self.pipeline_home)
 
-    @property
-    def models_dir(self) -> Path:
-        return self.pipeline_home / "models"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.pipeline_home / "reports"
+    def storage(self) -> Storage:
+        return open_storage(self.pipeline_home)
 
 
 def load() -> Settings:
     return Settings(
         redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
-        pipeline_home=Path(os.environ.get("PIPELINE_HOME") or "./var").resolve(),
+        pipeline_home=home_url(os.environ.get("PIPELINE_HOME") or "./var"),
         batch_size=_positive_int("BATCH_SIZE", 1000),
         generate_every=_positive_int("GENERATE_EVERY", 5),
+        keep_versions=_positive_int("KEEP_VERSIONS", 50),
+        keep_batches=_positive_int("KEEP_BATCHES", 1000),
+        drift=_choice("DRIFT", "none", DRIFT_SCENARIOS),
+        drift_after=_positive_int("DRIFT_AFTER", 100),
+        api_token=os.environ.get("API_TOKEN") or None,
         debug=os.environ.get("PIPELINE_DEBUG", "") not in ("", "0", "false"),
     )

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages come
 
 from app.data.generator import generate  # noqa: E402
 from app.models.registry import ModelRegistry  # noqa: E402
+from app.storage import open_storage  # noqa: E402
 from app.models.regressor import SalaryRegressor  # noqa: E402
 from app.runner import web_argv, web_server  # noqa: E402
 
@@ -69,8 +70,8 @@ def worker_count(argv: list[str]) -> int:
 def train_model(home: Path, n: int = 20_000) -> int:
     batch = generate(n, seed=1)
     model = SalaryRegressor().partial_fit(batch, batch["salario"])
-    return ModelRegistry(home / "models").save(model, batch_id="bench", parent_version=None,
-                                               metrics={}, n_batch=n)["version"]
+    return ModelRegistry(open_storage(home)).publish(model, 1, batch_id="bench",
+                                                     batch_ids=["bench"], n_batch=n)["version"]
 
 
 # -- the client -----------------------------------------------------------------------------

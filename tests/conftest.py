@@ -19,8 +19,7 @@ import pytest
 import redis
 
 from app import redis_server
-from app.data.lake import DataLake
-from app.models.registry import ModelRegistry
+from app.lifecycle.home import Home
 
 _session = contextlib.ExitStack()
 
@@ -75,24 +74,32 @@ def celery_worker(celery_app):
 
 
 @pytest.fixture
-def lake(tmp_path):
-    """An empty data lake of the test's own."""
-    return DataLake(tmp_path / "data")
+def home(tmp_path):
+    """An empty pipeline home of the test's own: lake, ledger, registry, audit, serving."""
+    return Home(str(tmp_path / "home"))
 
 
 @pytest.fixture
-def registry(tmp_path):
-    """An empty model registry of the test's own."""
-    return ModelRegistry(tmp_path / "models")
+def lake(home):
+    return home.lake
 
 
 @pytest.fixture
-def home_lake(pipeline_home):
-    """The data lake the session's worker writes to."""
-    return DataLake(pipeline_home / "data")
+def registry(home):
+    return home.registry
 
 
 @pytest.fixture
-def home_registry(pipeline_home):
-    """The model registry the session's worker writes to."""
-    return ModelRegistry(pipeline_home / "models")
+def session_home(pipeline_home):
+    """The pipeline home the session's worker writes to."""
+    return Home(str(pipeline_home))
+
+
+@pytest.fixture
+def home_lake(session_home):
+    return session_home.lake
+
+
+@pytest.fixture
+def home_registry(session_home):
+    return session_home.registry

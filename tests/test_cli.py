@@ -50,14 +50,12 @@ def test_evaluate_without_redis_runs_here_and_says_there_is_no_model(tmp_path):
 
 
 @pytest.mark.usefixtures("celery_worker")
-def test_evaluate_runs_the_task_on_the_worker_and_prints_its_report(pipeline_home):
-    from app.models.registry import ModelRegistry
+def test_evaluate_runs_the_task_on_the_worker_and_prints_its_report(session_home):
     from app.tasks.pipeline import generate
     from tests.support import wait_for
 
     batch_id = generate.delay(batch_size=800).get(timeout=30)
-    registry = ModelRegistry(pipeline_home / "models")
-    wait_for(lambda: registry.version_for_batch(batch_id), what="a trained model")
+    wait_for(lambda: session_home.ledger.get(batch_id)["version"], what="a trained model")
     result = run_cli("evaluate", "--n", "700")
     assert result.returncode == 0, result.stderr
     assert "No Celery worker answered" not in result.stderr

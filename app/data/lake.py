@@ -1,20 +1,21 @@
-"""The data lake: one Parquet file per batch and stage under ``PIPELINE_HOME/data``.
+"""The data lake: one Parquet file per batch and stage, under ``data/`` in the storage.
 
-Stages are folders: ``raw`` (as generated), ``normalized`` (checked rows, ready to train on)
-and ``quarantine`` (rejected rows with the reason). Files are written atomically, so a batch
-id handed to the next task always names a complete file.
+Stages are prefixes: ``raw`` (as generated or ingested), ``normalized`` (checked rows the model
+learns), ``holdout`` (checked rows set aside for the promotion gate, never learnt) and
+``quarantine`` (rejected rows with the reason of each). Writes are atomic, so a batch id handed
+to the next task always names a complete file.
 """
 
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
 
 import pandas as pd
 
-from app.atomic import atomic_write
+from app.storage import Storage
 
-STAGES = ("raw", "normalized", "quarantine")
+STAGES = ("raw", "normalized", "holdout", "quarantine")
 _BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -31,26 +32,36 @@ def check_batch_id(batch_id: object) -> str:
     return batch_id
 
 
-class DataLake:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
-    def path(self, stage: str, batch_id: str) -> Path:
+
+class DataLake:
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    def key(self, stage: str, batch_id: str) -> str:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-        return self.root / stage / f"{check_batch_id(batch_id)}.parquet"
+        return f"data/{stage}/{check_batch_id(batch_id)}.parquet"
 
     def exists(self, stage: str, batch_id: str) -> bool:
-        return self.path(stage, batch_id).exists()
+        return self.storage.exists(self.key(stage, batch_id))
 
-    def write(self, stage: str, batch_id: str, frame: pd.DataFrame) -> Path:
-        path = self.path(stage, batch_id)
-        atomic_write(path, lambda temp: frame.to_parquet(temp, index=False))
-        return path
+    def write(self, stage: str, batch_id: str, frame: pd.DataFrame) -> None:
+        self.storage.write_bytes(self.key(stage, batch_id), to_parquet(frame))
 
     def read(self, stage: str, batch_id: str) -> pd.DataFrame:
-        path = self.path(stage, batch_id)
+        key = self.key(stage, batch_id)
         try:
-            return pd.read_parquet(path)
+            data = self.storage.read_bytes(key)
         except FileNotFoundError:
-            raise BatchNotFound(f"batch {batch_id} has no {stage} data at {path}") from None
+            raise BatchNotFound(f"batch {batch_id} has no {stage} data") from None
+        return pd.read_parquet(io.BytesIO(data))
+
+    def delete(self, batch_id: str) -> None:
+        """Remove every row the lake holds for ``batch_id``, at every stage."""
+        for stage in STAGES:
+            self.storage.delete(self.key(stage, batch_id))

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-from app.atomic import write_text
 from app.data.generator import expected_salary, generate, optimum_r2
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel
+from app.storage import Storage
 
 MAX_N = 1_000_000
 
@@ -73,11 +71,10 @@ def report(result: dict) -> str:
     )
 
 
-def save_report(reports_dir: Path, result: dict) -> Path:
+def save_report(storage: Storage, result: dict) -> str:
     """Keep the evaluation as JSON under ``reports/``; the newest is also ``latest.json``."""
-    stamp = result["evaluated_at"].replace(":", "").replace("-", "").replace(".", "")
-    path = reports_dir / f"evaluation-v{result['model_version']:06d}-{stamp}.json"
-    text = json.dumps(result, indent=2)
-    write_text(path, text)
-    write_text(reports_dir / "latest.json", text)
-    return path
+    stamp = result["evaluated_at"].replace(":", "").replace("-", "").replace(".", "").replace("+", "")
+    key = f"reports/evaluation-v{result['model_version']:06d}-{stamp}.json"
+    storage.write_json(key, result)
+    storage.write_json("reports/latest.json", result)
+    return key

@@ -1,192 +1,220 @@
-"""The model registry: every trained version, saved so that a crash can never corrupt it.
+"""The model registry: every version, published so that neither a crash nor a writer can corrupt it.
 
-Layout under ``PIPELINE_HOME/models``::
+Layout under ``models/`` in the storage::
 
-    v000007.joblib        the fitted estimator
-    v000007.json          its metadata, with the artifact's sha256; writing it commits v7
-    LATEST                the newest committed version: a cheap marker for readers to poll
-    batches/<batch_id>    the version that trained a batch, so a batch is never trained twice
+    artifacts/v000000042-<sha>.json   the model: its parameters and statistics, as JSON
+    artifacts/v000000043-<sha>.skops  or a challenger, in skops' format (trusted types only)
+    versions/000000042.json           its metadata; creating this file publishes version 42
+    versions/HEAD                     a hint of the newest version, for readers to poll
 
-Each file is written to a temporary name, fsynced and renamed. Versions are created with an
-exclusive rename, so two writers can never both produce version 7. A version counts only once
-its metadata exists, so a crash mid-save leaves at worst an orphan artifact that nothing reads
-and the next save removes.
+Publishing writes the artifact first, then creates the metadata exclusively (see
+:mod:`app.journal`): a version exists only once its metadata does, two writers can never both
+publish version 42, and version numbers have no gaps. A crash mid-publish leaves at worst an
+artifact that no metadata names, which :meth:`ModelRegistry.sweep` removes.
+
+Nothing is ever unpickled. A linear model is numbers in JSON; a challenger is loaded by skops
+with an explicit list of trusted types. The metadata's sha256 catches a damaged file, but it is
+not what keeps code from running: whoever can write a file can rewrite its checksum too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
-from pathlib import Path
+from typing import Any
 
-import joblib
+from app.journal import Journal
+from app.models.regressor import FORMAT as LINEAR_FORMAT, SalaryRegressor
+from app.storage import Storage
 
-from app.atomic import atomic_create, write_text
-from app.data.lake import check_batch_id
-
-_METADATA = re.compile(r"v(\d+)\.json")
-_LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
+SKOPS_FORMAT = "skops"
+_LIBRARIES = ("scikit-learn", "numpy", "pandas", "skops")
 
 
 class VersionNotFound(LookupError):
-    """No committed model has this version."""
+    """No published model has this version."""
 
 
 class CorruptModel(RuntimeError):
-    """A model file does not match the checksum recorded when it was saved."""
+    """A version's artifact is missing, damaged, or not a model this code will load."""
+
+
+class VersionTaken(RuntimeError):
+    """Another writer published this version number first."""
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     version: int
-    model: object
+    model: Any
     metadata: dict
 
 
-def _artifact_name(version: int) -> str:
-    return f"v{version:06d}.joblib"
+def _library_versions() -> dict[str, str]:
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            continue
+    return found
 
 
-def _metadata_name(version: int) -> str:
-    return f"v{version:06d}.json"
+def encode_model(model) -> tuple[str, bytes]:
+    """``(format, bytes)`` for ``model``: JSON for the linear model, skops for a challenger."""
+    if isinstance(model, SalaryRegressor):
+        return LINEAR_FORMAT, json.dumps(model.to_document(), separators=(",", ":")).encode()
+    import skops.io
+
+    return SKOPS_FORMAT, skops.io.dumps(model)
+
+
+def decode_model(format_: str, payload: bytes):
+    """The model in ``payload``; ``ValueError`` for anything that is not one we wrote."""
+    if format_ == LINEAR_FORMAT:
+        return SalaryRegressor.from_document(json.loads(payload))
+    if format_ == SKOPS_FORMAT:
+        from app.models.challenger import load_skops
+
+        return load_skops(payload)
+    raise ValueError(f"unknown model format {format_!r}")
 
 
 class ModelRegistry:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.journal = Journal(storage, "models/versions")
 
     # -- reading ----------------------------------------------------------------------------
 
-    def versions(self) -> list[int]:
-        """Committed versions, oldest first."""
-        if not self.root.is_dir():
-            return []
-        found = (_METADATA.fullmatch(entry.name) for entry in self.root.iterdir())
-        return sorted(int(match.group(1)) for match in found if match)
+    @property
+    def marker_key(self) -> str:
+        """The key readers poll: it is rewritten after every publication."""
+        return self.journal.head_key
 
     def latest_version(self) -> int | None:
-        """The newest committed version, from the directory itself (the marker may lag)."""
-        versions = self.versions()
-        return versions[-1] if versions else None
-
-    @property
-    def marker_path(self) -> Path:
-        return self.root / "LATEST"
-
-    def marked_version(self) -> int | None:
-        """The version the LATEST marker names: cheap, but may lag a crash by one save."""
-        try:
-            return int(self.marker_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+        """The newest published version, or None before the first."""
+        return self.journal.head() or None
 
     def metadata(self, version: int) -> dict:
         try:
-            return json.loads((self.root / _metadata_name(version)).read_text(encoding="utf-8"))
+            return self.journal.get(version)
         except FileNotFoundError:
             raise VersionNotFound(f"model version {version} does not exist") from None
+        except ValueError as error:  # not JSON: damaged by hand, never by a publication
+            raise CorruptModel(f"model version {version}: metadata is unreadable ({error})") from None
+
+    def exists(self, version: int) -> bool:
+        return version >= 1 and self.storage.exists(self.journal.key(version))
+
+    def newest_first(self, before: int | None = None) -> Iterator[dict]:
+        """Metadata of versions from the newest (or from ``before - 1``) down."""
+        for _, metadata in self.journal.newest_first(before):
+            yield metadata
 
     def list(self, limit: int | None = None) -> list[dict]:
-        """Metadata of committed versions, newest first."""
-        newest_first = self.versions()[::-1]
-        return [self.metadata(version) for version in newest_first[:limit]]
+        listed = []
+        for metadata in self.newest_first():
+            if limit is not None and len(listed) >= limit:
+                break
+            listed.append(metadata)
+        return listed
 
     def load(self, version: int | None = None) -> LoadedModel:
-        """Load a version (the newest by default) after checking its sha256.
-
-        The bytes that are hashed are the bytes unpickled, so a file swapped in between cannot
-        slip through.
-        """
+        """Load a version (the newest by default); :class:`CorruptModel` if it cannot be."""
         if version is None:
             version = self.latest_version()
             if version is None:
                 raise VersionNotFound("no model has been trained yet")
         metadata = self.metadata(version)
-        path = self.root / metadata["artifact"]
+        key = f"models/artifacts/{metadata.get('artifact')}"
         try:
-            payload = path.read_bytes()
+            payload = self.storage.read_bytes(key)
         except FileNotFoundError:
-            raise CorruptModel(f"model version {version}: artifact {path.name} is missing") from None
+            raise CorruptModel(f"model version {version}: artifact {metadata.get('artifact')} "
+                               "is missing (pruned by retention, or deleted)") from None
+        except ValueError as error:
+            raise CorruptModel(f"model version {version}: {error}") from None
         digest = hashlib.sha256(payload).hexdigest()
-        if digest != metadata["sha256"]:
-            raise CorruptModel(
-                f"model version {version}: sha256 of {path.name} is {digest}, "
-                f"expected {metadata['sha256']}"
-            )
-        return LoadedModel(version, joblib.load(io.BytesIO(payload)), metadata)
-
-    def version_for_batch(self, batch_id: str) -> int | None:
-        """The version that trained ``batch_id``, or None if it was never trained."""
+        if digest != metadata.get("sha256"):
+            raise CorruptModel(f"model version {version}: sha256 of its artifact is {digest}, "
+                               f"expected {metadata.get('sha256')}")
         try:
-            return int((self.root / "batches" / check_batch_id(batch_id)).read_text())
-        except FileNotFoundError:
-            pass
-        # A crash between committing a version and recording its batch leaves only the
-        # newest version unrecorded: its metadata says which batch it was.
-        latest = self.latest_version()
-        if latest is not None and self.metadata(latest).get("batch_id") == batch_id:
-            self._record_batch(batch_id, latest)
-            return latest
-        return None
+            model = decode_model(metadata.get("format"), payload)
+        except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are not served
+            raise CorruptModel(f"model version {version}: not a model this code loads "
+                               f"({type(error).__name__}: {error})") from None
+        return LoadedModel(version, model, metadata)
 
     # -- writing ----------------------------------------------------------------------------
 
-    def save(self, model, *, batch_id: str, parent_version: int | None, metrics: dict,
-             n_batch: int) -> dict:
-        """Save ``model`` as the next version and return its metadata.
-
-        Callers serialise saves (the train lock). Should two run at once anyway, the exclusive
-        create makes the later one fail with ``FileExistsError`` instead of overwriting.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_leftovers()
-        version = self._next_version()
-        artifact = self.root / _artifact_name(version)
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        payload = buffer.getvalue()
-        atomic_create(artifact, lambda temp: temp.write_bytes(payload))
-
+    def publish(self, model, version: int, **fields) -> dict:
+        """Publish ``model`` as ``version`` with metadata ``fields``; :class:`VersionTaken` if
+        another writer has that number. Returns the metadata."""
+        format_, payload = encode_model(model)
+        digest = hashlib.sha256(payload).hexdigest()
+        suffix = "json" if format_ == LINEAR_FORMAT else "skops"
+        artifact = f"v{version:09d}-{digest[:16]}.{suffix}"
+        self.storage.write_bytes(f"models/artifacts/{artifact}", payload)
         metadata = {
             "version": version,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "batch_id": batch_id,
-            "parent_version": parent_version,
-            "n_batch": n_batch,
-            "n_samples_seen": int(model.n_samples_seen_),
-            "metrics": metrics,
-            "artifact": artifact.name,
-            "sha256": hashlib.sha256(payload).hexdigest(),
+            **fields,
+            "n_samples_seen": int(getattr(model, "n_samples_seen_", fields.get("n_samples_seen", 0))),
+            "artifact": artifact,
+            "format": format_,
+            "sha256": digest,
             "size_bytes": len(payload),
             "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
-            "params": model.get_params(),
+            "params": {key: value for key, value in model.get_params().items()
+                       if isinstance(value, (int, float, str, bool, type(None)))},
             "python": platform.python_version(),
-            "libraries": {name: package_metadata.version(name) for name in _LIBRARIES},
+            "libraries": _library_versions(),
         }
-        write_text(self.root / _metadata_name(version), json.dumps(metadata, indent=2),
-                   exclusive=True)
-        self._record_batch(batch_id, version)
-        write_text(self.marker_path, f"{version}\n")
+        try:
+            self.journal.claim(version, metadata)
+        except FileExistsError:
+            self.storage.delete(f"models/artifacts/{artifact}")
+            raise VersionTaken(f"model version {version} was published by another writer") from None
         return metadata
 
-    def _remove_leftovers(self) -> None:
-        """Delete what crashed saves left: temporary files and artifacts never committed.
+    def prune_artifact(self, version: int) -> bool:
+        """Delete ``version``'s artifact (its metadata stays); whether there was one."""
+        try:
+            artifact = self.metadata(version)["artifact"]
+        except (VersionNotFound, CorruptModel, KeyError):
+            return False
+        key = f"models/artifacts/{artifact}"
+        if not self.storage.exists(key):
+            return False
+        self.storage.delete(key)
+        return True
 
-        Only the holder of the train lock saves, so nothing else is writing these now.
+    def sweep(self) -> int:
+        """Remove artifacts no version names, which crashed publications left.
+
+        Only artifacts older than the newest version's are candidates, so a publication under
+        way (its artifact written, its metadata not yet) is never swept.
         """
-        committed = {_artifact_name(version) for version in self.versions()}
-        orphans = [path for path in self.root.glob("v*.joblib") if path.name not in committed]
-        for path in [*self.root.glob(".*.tmp"), *self.root.glob("batches/.*.tmp"), *orphans]:
-            path.unlink(missing_ok=True)
+        removed = 0
+        newest = self.latest_version() or 0
+        for name in self.storage.list("models/artifacts"):
+            try:
+                version = int(name[1:10])
+            except ValueError:
+                continue
+            if version < newest and not self._names(version, name):
+                self.storage.delete(f"models/artifacts/{name}")
+                removed += 1
+        return removed
 
-    def _next_version(self) -> int:
-        return (self.latest_version() or 0) + 1
-
-    def _record_batch(self, batch_id: str, version: int) -> None:
-        write_text(self.root / "batches" / check_batch_id(batch_id), str(version))
+    def _names(self, version: int, artifact: str) -> bool:
+        try:
+            return self.metadata(version).get("artifact") == artifact
+        except (VersionNotFound, CorruptModel):
+            return False

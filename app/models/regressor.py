@@ -1,9 +1,13 @@
 """An incrementally trained linear model of ``salario`` from ``idade``, ``cidade`` and ``cargo``.
 
-It keeps exact sufficient statistics (count, means and the co-moment matrix of the features
-and the target) and merges each batch into them, so ``partial_fit`` on batches gives the
-same ridge solution as one fit on all the data, whatever the batch sizes or their order. The
-feature scaling comes from the same statistics, so it is never stale.
+It keeps exact sufficient statistics (:mod:`app.models.stats`: count, means and the co-moment
+matrix of the features and the target) and merges each batch into them, so ``partial_fit`` on
+batches gives the same ridge solution as one fit on all the data, whatever the batch sizes or
+their order. The feature scaling comes from the same statistics, so it is never stale.
+
+A fitted model is its parameters and its statistics: :meth:`SalaryRegressor.to_document`
+writes them as JSON and :meth:`SalaryRegressor.from_document` solves them again, so a saved
+model is numbers, never code.
 """
 
 from __future__ import annotations
@@ -11,27 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
-from app.data.normalize import tidy_categories, tidy_category
+from app.data.normalize import tidy_category
+from app.models.stats import (AGE_CENTER, AGE_SCALE, CATEGORICAL, N_AGE_TERMS, SufficientStats,
+                              design_matrix, tidy_records)
 
-FEATURES = ("idade", "cidade", "cargo")
-CATEGORICAL = ("cidade", "cargo")
-# Age enters as a centred, scaled quadratic so the co-moments stay well conditioned.
-AGE_CENTER, AGE_SCALE = 44.0, 10.0
-
-
-def age_terms(idade) -> np.ndarray:
-    """The two age features: the centred, scaled age and its square."""
-    t = (np.asarray(idade, dtype=float).reshape(-1) - AGE_CENTER) / AGE_SCALE
-    return np.column_stack([t, t * t])
-
-
-def _age_names(transformer, names):
-    return np.array(["idade", "idade_squared"], dtype=object)
+FORMAT = "salary-regressor/1"
 
 
 class SalaryRegressor(RegressorMixin, BaseEstimator):
@@ -52,13 +42,13 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
         The cities and job titles seen, in the order first seen.
     n_samples_seen_ : int
         Records trained on so far.
+    stats_ : SufficientStats
+        What the model was solved from: every row it learnt, summarised exactly.
     coef_ : ndarray of shape (n_features,)
-        Coefficients for ``features_``'s output; each categorical block averages to zero
+        Coefficients for :meth:`transform`'s output; each categorical block averages to zero
         over the training data.
     intercept_ : float
         The prediction for an average city and job title at age ``AGE_CENTER``.
-    features_ : ColumnTransformer
-        The fitted preprocessing from records to the model's features.
 
     Examples
     --------
@@ -89,112 +79,110 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
 
     def partial_fit(self, X: pd.DataFrame, y):
         """Merge one batch into the statistics and solve again."""
-        records = self._records(X)
-        target = np.asarray(y, dtype=float)
-        if len(records) != len(target):
-            raise ValueError(f"X has {len(records)} rows but y has {len(target)}")
-        if not hasattr(self, "categories_"):
-            self.categories_ = {column: [] for column in CATEGORICAL}
-            self.n_samples_seen_ = 0
-            self.mean_ = np.zeros(2 + 1)
-            self.comoment_ = np.zeros((3, 3))
-        self._grow_vocabulary(records)
-        if len(records):
-            self._merge(np.column_stack([self.features_.transform(records), target]))
+        return self.learn(SufficientStats.of(X, y))
+
+    def learn(self, stats: SufficientStats):
+        """Merge the statistics of a batch (or of several) and solve again."""
+        current = getattr(self, "stats_", SufficientStats.empty())
+        return self.set_stats(current + stats)
+
+    def set_stats(self, stats: SufficientStats):
+        """Solve from ``stats``: the model of exactly the rows they summarise."""
+        self.stats_ = stats
+        if stats.n:
             self._solve()
         return self
 
-    def _grow_vocabulary(self, records: pd.DataFrame) -> None:
-        """Give new categories their own (zero) rows and columns in the statistics."""
-        offset, grown = 2, False
-        for column in CATEGORICAL:
-            known = self.categories_[column]
-            seen = set(known)
-            new = [value for value in pd.unique(records[column]) if value not in seen]
-            if new:
-                grown = True
-                at = offset + len(known)
-                self.mean_ = np.insert(self.mean_, [at] * len(new), 0.0)
-                self.comoment_ = np.insert(self.comoment_, [at] * len(new), 0.0, axis=0)
-                self.comoment_ = np.insert(self.comoment_, [at] * len(new), 0.0, axis=1)
-                known.extend(new)
-            offset += len(known)
-        if grown or not hasattr(self, "features_"):
-            self.features_ = self._make_features()
+    @property
+    def n_samples_seen_(self) -> int:
+        return self.stats_.n
 
-    def _make_features(self) -> ColumnTransformer:
-        transformer = ColumnTransformer(
-            [("idade", FunctionTransformer(age_terms, feature_names_out=_age_names), ["idade"])]
-            + [(column, OneHotEncoder(categories=[list(self.categories_[column]) or ["?"]],
-                                      handle_unknown="ignore", sparse_output=False), [column])
-               for column in CATEGORICAL],
-            sparse_threshold=0.0,
-        )
-        example = {column: self.categories_[column][:1] or ["?"] for column in CATEGORICAL}
-        return transformer.fit(pd.DataFrame({"idade": [AGE_CENTER], **example}))
-
-    def _merge(self, batch: np.ndarray) -> None:
-        """Chan et al.'s pairwise update of the count, means and co-moment matrix."""
-        n_batch = len(batch)
-        batch_mean = batch.mean(axis=0)
-        centred = batch - batch_mean
-        delta = batch_mean - self.mean_
-        n_total = self.n_samples_seen_ + n_batch
-        self.comoment_ = (self.comoment_ + centred.T @ centred
-                          + np.outer(delta, delta) * (self.n_samples_seen_ * n_batch / n_total))
-        self.mean_ = self.mean_ + delta * (n_batch / n_total)
-        self.n_samples_seen_ = n_total
+    @property
+    def categories_(self) -> dict[str, list[str]]:
+        return self.stats_.categories
 
     def _solve(self) -> None:
-        p = len(self.mean_) - 1
-        xx, xy = self.comoment_[:p, :p], self.comoment_[:p, p]
+        stats = self.stats_
+        p = len(stats.mean) - 1
+        xx, xy = stats.comoment[:p, :p], stats.comoment[:p, p]
         # Standard deviations, so ``alpha`` weighs the same as in Ridge on standardised data.
-        scale = np.sqrt(np.diag(xx) / self.n_samples_seen_)
+        scale = np.sqrt(np.clip(np.diag(xx), 0.0, None) / stats.n)
         scale[scale == 0] = 1.0
         standardised = xx / np.outer(scale, scale) + self.alpha * np.eye(p)
         coef = np.linalg.solve(standardised, xy / scale) / scale
-        intercept = self.mean_[p] - self.mean_[:p] @ coef
+        intercept = stats.mean[p] - stats.mean[:p] @ coef
 
         # Shift each one-hot block so it averages to zero over the data seen: predictions for
         # known categories are unchanged, and an unknown one (all zeros) gets the average.
-        offset = 2
+        offset = N_AGE_TERMS
         for column in CATEGORICAL:
-            block = slice(offset, offset + len(self.categories_[column]))
-            frequency = self.mean_[block]
-            shift = frequency @ coef[block] / frequency.sum()
-            coef[block] -= shift
-            intercept += shift
+            block = slice(offset, offset + len(stats.categories[column]))
+            frequency = stats.mean[block]
+            if frequency.sum() > 0:
+                shift = frequency @ coef[block] / frequency.sum()
+                coef[block] -= shift
+                intercept += shift
             offset = block.stop
         self.coef_, self.intercept_ = coef, float(intercept)
-        self.target_mean_ = float(self.mean_[p])
+        self.target_mean_ = float(stats.mean[p])
         self._tables_ = self._prediction_tables()
 
     def _prediction_tables(self) -> dict:
         """Per-category effects as plain dicts, for predicting without pandas."""
-        tables, offset = {}, 2
+        tables, offset = {}, N_AGE_TERMS
         for column in CATEGORICAL:
             names = self.categories_[column]
             tables[column] = dict(zip(names, self.coef_[offset:offset + len(names)].tolist()))
             offset += len(names)
-        tables["age"] = self.coef_[:2].tolist()
+        tables["age"] = self.coef_[:N_AGE_TERMS].tolist()
         return tables
+
+    # -- saving: numbers only ---------------------------------------------------------------
+
+    def to_document(self) -> dict:
+        """The model as JSON-ready data: its format, parameters and statistics."""
+        self._check_fitted()
+        return {"format": FORMAT, "params": self.get_params(), "stats": self.stats_.to_document()}
+
+    @classmethod
+    def from_document(cls, document: dict) -> SalaryRegressor:
+        """A fitted model from :meth:`to_document`'s output; ``ValueError`` if it is not one."""
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        params = document.get("params")
+        alpha = params.get("alpha") if isinstance(params, dict) else None
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
+            raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+        try:
+            stats = SufficientStats.from_document(document["stats"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"malformed statistics: {error!r}") from None
+        if not stats.n:
+            raise ValueError("the statistics hold no rows")
+        return cls(alpha=float(alpha)).set_stats(stats)
 
     # -- prediction -------------------------------------------------------------------------
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_tables_"):
+            raise NotFittedError("this SalaryRegressor is not fitted yet: call partial_fit first")
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The model's features for records ``X`` (the columns ``coef_`` weighs)."""
+        self._check_fitted()
+        return design_matrix(tidy_records(X), self.categories_)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Predictions through the fitted ColumnTransformer (the scikit-learn path)."""
-        check_is_fitted(self, "coef_")
-        return self.features_.transform(self._records(X)) @ self.coef_ + self.intercept_
+        """Predictions for a frame of records (the scikit-learn path)."""
+        return self.transform(X) @ self.coef_ + self.intercept_
 
     def predict_records(self, records: list[dict]) -> list[float]:
         """The same predictions as :meth:`predict` from plain dicts, without building a frame.
 
-        A request of one record should not pay for a DataFrame and a ColumnTransformer; this
-        reads the learned coefficients straight from dicts.
+        A request of one record should not pay for a DataFrame; this reads the learned
+        coefficients straight from dicts.
         """
-        if not hasattr(self, "_tables_"):
-            # check_is_fitted costs a third of a one-record prediction; this is the same test.
-            raise NotFittedError("this SalaryRegressor is not fitted yet: call partial_fit first")
+        self._check_fitted()
         (age_linear, age_square), cidades, cargos = (
             self._tables_["age"], self._tables_["cidade"], self._tables_["cargo"])
         intercept = self.intercept_
@@ -206,16 +194,6 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
                 + _effect(cidades, record["cidade"]) + _effect(cargos, record["cargo"])
             )
         return predictions
-
-    @staticmethod
-    def _records(X: pd.DataFrame) -> pd.DataFrame:
-        missing = [column for column in FEATURES if column not in X.columns]
-        if missing:
-            raise ValueError(f"missing columns: {', '.join(missing)}")
-        records = pd.DataFrame({"idade": np.asarray(X["idade"], dtype=float)})
-        for column in CATEGORICAL:
-            records[column] = tidy_categories(X[column])
-        return records
 
 
 def _effect(table: dict[str, float], value: str) -> float:

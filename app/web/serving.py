@@ -1,12 +1,12 @@
 """The model a web process serves, kept current without a restart.
 
 Each web process (each gunicorn worker) has one :class:`ModelHolder`. A request asks it for
-:meth:`~ModelHolder.current`, which is the newest verified version. At most every
-``check_interval`` seconds that call also looks at the registry's ``LATEST`` marker with one
-``stat``; only when the marker has changed does it read the version number, and only a newer
-version is loaded, checked and swapped in. So the model file is read once per version, never
-per request, and a version saved now is served by any request that arrives
-``check_interval`` plus one load later.
+:meth:`~ModelHolder.current`: the version the serving state names (see
+:mod:`app.lifecycle.serving`: the newest version the gate promoted, or the pinned one). At most
+every ``check_interval`` seconds that call also looks at the two markers that change when a
+version is published or an operator pins or follows (one cheap ``stat`` or ``HEAD`` each); only
+when one has changed is the serving state read again, and only a different version is loaded,
+checked and swapped in. So a model is read once per version, never per request.
 
 Swapping is one assignment of an immutable :class:`Serving` (model, version and metadata
 together), made under a lock that also keeps two threads from loading the same version: a
@@ -14,29 +14,30 @@ request sees the old model or the new one, whole, and the version it reports is 
 model answered. While one thread loads, the others keep answering with the old model.
 
 A version that fails to load or to verify is refused: logged once, remembered, never retried,
-and the previous version keeps serving. Nothing is loaded at import or when the app is built:
-the first request loads the model, so a process forked by gunicorn loads its own.
+and the previous version keeps serving (in follow mode the newest older promoted version is
+tried instead). Nothing is loaded at import or when the app is built: the first request loads
+the model, so a process forked by gunicorn loads its own.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from flask import Flask, current_app
 from loguru import logger
 from werkzeug.exceptions import ServiceUnavailable
 
-from app.models.registry import LoadedModel, ModelRegistry
+from app.lifecycle.home import Home
+from app.lifecycle.serving import ServingState
+from app.models.registry import LoadedModel
 
 # A record every model must answer with a finite number before it is served.
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
-# At start, or when the newest version is refused, older versions are tried down to this many.
+# When the newest promoted version is refused, older ones are tried down to this many.
 MAX_FALLBACK_TRIES = 5
 _UNSEEN = object()
 
@@ -76,17 +77,19 @@ def verify(loaded: LoadedModel) -> None:
 
 
 class ModelHolder:
-    def __init__(self, registry: ModelRegistry, check_interval: float = 0.25):
-        self.registry = registry
+    def __init__(self, home: Home, check_interval: float = 0.25):
+        self.home = home
+        self.registry = home.registry
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._serving: Serving | None = None
-        self._marker = _UNSEEN  # the marker's stat signature when last looked at
-        self._next_check = 0.0  # time.monotonic() after which the marker is looked at again
+        self._markers = _UNSEEN  # the markers' signatures when last looked at
+        self._next_check = 0.0  # time.monotonic() after which the markers are looked at again
+        self.state: ServingState | None = None
         self.refused: dict[int, str] = {}  # version -> why, so each is logged once
 
     def current(self) -> Serving | None:
-        """The newest verified version, or None while no version has been trained."""
+        """The version to serve, loaded; None while there is none."""
         if time.monotonic() >= self._next_check:
             self._refresh()
         return self._serving
@@ -100,6 +103,10 @@ class ModelHolder:
                 "the pipeline starts", retry_after=5)
         return serving
 
+    def refresh_now(self) -> None:
+        """Look at the markers at the next request, whatever the interval (a pushed notice)."""
+        self._next_check = 0.0
+
     def _refresh(self) -> None:
         # With nothing to serve yet, wait for a thread that is loading; otherwise answer with
         # the current model rather than queue behind the load.
@@ -109,45 +116,46 @@ class ModelHolder:
             if time.monotonic() < self._next_check:
                 return  # another thread looked while this one waited for the lock
             try:
-                marker = self._marker_signature()
-                if marker != self._marker:
-                    self._load_newest(first=self._marker is _UNSEEN)
-                    self._marker = marker
-            except OSError as error:  # the models folder itself is unreadable: try again later
-                logger.warning("cannot read the model registry at {}: {}", self.registry.root, error)
+                markers = self._marker_signature()
+                if markers != self._markers:
+                    self._follow_state()
+                    self._markers = markers
+            except OSError as error:  # the storage itself is unreadable: try again later
+                logger.warning("cannot read the model registry at {}: {}", self.home.url, error)
             finally:
                 self._next_check = time.monotonic() + self.check_interval
         finally:
             self._lock.release()
 
     def _marker_signature(self):
-        try:
-            stat = os.stat(self.registry.marker_path)
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        storage = self.home.storage
+        return (storage.signature(self.registry.marker_key),
+                storage.signature(self.home.serving.marker_key))
 
-    def _load_newest(self, first: bool) -> None:
-        # At start the directory is the truth (the marker may lag a crash); later the marker is
-        # rewritten after every save and names the newest version in a few bytes.
-        newest = (None if first else self.registry.marked_version()) or self.registry.latest_version()
-        serving = self._serving.version if self._serving else 0
-        if newest is None or newest <= serving or newest in self.refused:
+    def _follow_state(self) -> None:
+        self.state = self.home.serving.state()
+        wanted = self.state.version
+        if wanted is None or (self._serving and self._serving.version == wanted):
             return
-        if self._try_load(newest):
+        if wanted not in self.refused and self._try_load(wanted):
             return
-        # The newest is refused: the newest older one that loads is still better than nothing
-        # or than what is served now.
-        older = [v for v in self.registry.versions() if serving < v < newest and v not in self.refused]
-        for version in older[::-1][:MAX_FALLBACK_TRIES]:
-            if self._try_load(version):
+        if self.state.mode != "follow":
+            return  # a pinned version that cannot be served: keep what is served, say so
+        # The newest promoted version is refused: the newest older one that loads is still
+        # better than nothing.
+        below = wanted
+        for _ in range(MAX_FALLBACK_TRIES):
+            below = self.home.serving.newest_promoted(below=below)
+            if below is None or (self._serving and below <= self._serving.version):
+                return
+            if below not in self.refused and self._try_load(below):
                 return
 
     def _try_load(self, version: int) -> bool:
         try:
             loaded = self.registry.load(version)
             verify(loaded)
-        except Exception as error:  # noqa: BLE001 - joblib on a bad file can raise anything
+        except Exception as error:  # noqa: BLE001 - whatever is wrong, it is not served
             reason = f"{type(error).__name__}: {error}"
             self.refused[version] = reason
             kept = f"version {self._serving.version} keeps serving" if self._serving else "nothing to serve"
@@ -155,8 +163,7 @@ class ModelHolder:
             return False
         previous = self._serving.version if self._serving else None
         self._serving = Serving(loaded, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
-        logger.info("serving model version {} (was {}) from {}", version, previous,
-                    self.registry.root)
+        logger.info("serving model version {} (was {}) from {}", version, previous, self.home.url)
         return True
 
     def status(self) -> dict:
@@ -167,14 +174,21 @@ class ModelHolder:
             "model_created_at": serving.metadata.get("created_at") if serving else None,
             "n_samples_seen": serving.metadata.get("n_samples_seen") if serving else None,
             "loaded_at": serving.loaded_at if serving else None,
+            "serving_mode": self.state.mode if self.state else None,
             "refused_versions": sorted(self.refused),
         }
 
 
 def init_app(app: Flask) -> None:
     """Give ``app`` a holder for the registry under ``PIPELINE_HOME``; nothing is loaded yet."""
-    registry = ModelRegistry(Path(app.config["PIPELINE_HOME"]) / "models")
-    app.extensions["model_holder"] = ModelHolder(registry, app.config["MODEL_CHECK_INTERVAL"])
+    home = Home(app.config["PIPELINE_HOME"])
+    app.extensions["home"] = home
+    app.extensions["model_holder"] = ModelHolder(home, app.config["MODEL_CHECK_INTERVAL"])
+
+
+def get_home() -> Home:
+    """The current app's :class:`~app.lifecycle.home.Home`."""
+    return current_app.extensions["home"]
 
 
 def get_model_holder() -> ModelHolder:

@@ -15,12 +15,20 @@ def test_write_then_read_round_trips_a_batch(lake):
 
 def test_write_leaves_no_temporary_files(lake):
     lake.write("raw", "b1", generate(10, seed=1, batch_id="b1"))
-    assert [p.name for p in (lake.root / "raw").iterdir()] == ["b1.parquet"]
+    folder = lake.storage.local_path("data/raw")
+    assert [p.name for p in folder.iterdir()] == ["b1.parquet"]
 
 
 def test_reading_a_missing_batch_says_which(lake):
     with pytest.raises(BatchNotFound, match="batch nope has no normalized data"):
         lake.read("normalized", "nope")
+
+
+def test_delete_removes_every_stage(lake):
+    for stage in ("raw", "normalized", "holdout"):
+        lake.write(stage, "b1", generate(10, seed=1, batch_id="b1"))
+    lake.delete("b1")
+    assert not any(lake.exists(stage, "b1") for stage in ("raw", "normalized", "holdout"))
 
 
 @pytest.mark.parametrize("bad", ["../etc/passwd", "", "a/b", ".hidden", 7, None, "x" * 200])

@@ -39,11 +39,11 @@ def test_batch_order_does_not_matter(batches):
 def test_matches_scikit_learn_ridge_on_the_same_features(batches):
     everything = pd.concat(batches, ignore_index=True)
     model = SalaryRegressor(alpha=0.0).fit(everything, everything["salario"])
-    features = model.features_.transform(everything)
+    features = model.transform(everything)
     reference = Ridge(alpha=1e-9).fit(features, everything["salario"])
     test = generate(500, seed=98)
     np.testing.assert_allclose(model.predict(test),
-                               reference.predict(model.features_.transform(test)), rtol=1e-6)
+                               reference.predict(model.transform(test)), rtol=1e-6)
 
 
 def test_reaches_the_optimum_r2_within_three_percent_after_50k_records():

@@ -15,9 +15,10 @@ import pytest
 import redis
 from celery import Celery
 
-from app.data.lake import DataLake
-from app.models.registry import ModelRegistry
+from app.lifecycle.home import Home
 from tests.support import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE_EVERY = 1
@@ -48,7 +49,7 @@ def cluster(redis_url, tmp_path_factory):
     wait_for(lambda: len(client_app.control.ping(timeout=0.5)) == 2, timeout=60,
              what="both workers to answer")
     started = time.monotonic()
-    yield {"app": client_app, "home": home, "started": started, "log": home / "cluster.log"}
+    yield {"app": client_app, "home": Home(str(home)), "started": started, "log": home / "cluster.log"}
     for process in processes:
         process.send_signal(signal.SIGTERM)
     for process in processes:
@@ -62,39 +63,39 @@ def cluster(redis_url, tmp_path_factory):
 
 def test_concurrent_training_loses_no_update_and_trains_no_batch_twice(cluster):
     app, home = cluster["app"], cluster["home"]
-    registry, lake = ModelRegistry(home / "models"), DataLake(home / "data")
     sizes = [37 + 23 * i for i in range(24)]
     batch_ids = [app.send_task("pipeline.generate", kwargs={"batch_size": size}).get(timeout=60)
                  for size in sizes]
     # Deliver every train message a second time, racing with the first.
     for batch_id in batch_ids:
         app.send_task("pipeline.train", args=[batch_id], queue="train")
-    wait_for(lambda: all(registry.version_for_batch(b) for b in batch_ids), timeout=120,
-             what="every batch trained")
-    # Beat keeps adding versions meanwhile: check one snapshot of committed versions.
-    versions = registry.list()[::-1]
+    wait_for(lambda: all(home.ledger.get(b)["status"] == "trained" for b in batch_ids),
+             timeout=120, what="every batch trained")
+    # Beat keeps adding versions meanwhile: check one snapshot of published versions.
+    versions = home.registry.list()[::-1]
     assert [m["version"] for m in versions] == list(range(1, len(versions) + 1))
-    trained_batches = [m["batch_id"] for m in versions]
-    assert len(trained_batches) == len(set(trained_batches)), "a batch was trained twice"
-    assert set(batch_ids) <= set(trained_batches)
+    learnt = [b for m in versions for b in m["batch_ids"]]
+    assert len(learnt) == len(set(learnt)), "a batch was trained twice"
+    assert set(batch_ids) <= set(learnt)
     for batch_id, size in zip(batch_ids, sizes):
-        assert registry.metadata(registry.version_for_batch(batch_id))["n_batch"] == size
+        batch = home.ledger.get(batch_id)
+        assert batch["rows"] == size and batch_id in home.registry.metadata(batch["version"])["batch_ids"]
     # Every version builds on the one before: no update was lost.
     running = 0
     for metadata in versions:
         running += metadata["n_batch"]
         assert metadata["n_samples_seen"] == running
         assert metadata["parent_version"] == (metadata["version"] - 1 or None)
-    normalized = sum(len(lake.read("normalized", b)) for b in trained_batches)
-    newest = registry.load(versions[-1]["version"]).model
-    assert newest.n_samples_seen_ == normalized == running
-    assert "batch already trained" in cluster["log"].read_text(), "no duplicate was delivered"
+    trained_rows = sum(len(home.lake.read("normalized", b)) for b in learnt)
+    assert home.registry.load(versions[-1]["version"]).model.n_samples_seen_ == trained_rows == running
+    log = cluster["log"].read_text()
+    assert "batch already trained" in log, "no duplicate was delivered"
 
 
 def test_beat_produces_a_version_every_generate_every_seconds(cluster):
-    registry = ModelRegistry(cluster["home"] / "models")
+    home = cluster["home"]
     elapsed = time.monotonic() - cluster["started"]
-    beat_versions = [m for m in registry.list() if m["n_batch"] == BATCH_SIZE]
-    # Allow for start-up: at least half the periods that have passed produced a version.
-    assert len(beat_versions) >= elapsed / GENERATE_EVERY / 2, cluster["log"].read_text()[-3000:]
-
+    beat_batches = [b for b in home.ledger.newest_first() if b["rows"] == BATCH_SIZE]
+    # Allow for start-up: at least half the periods that have passed produced a trained batch.
+    assert len(beat_batches) >= elapsed / GENERATE_EVERY / 2, cluster["log"].read_text()[-3000:]
+    assert all(b["status"] == "trained" for b in beat_batches[2:])

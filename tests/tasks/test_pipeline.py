@@ -2,8 +2,9 @@
 
 import pytest
 
+from app.data.batches import receive_batch
 from app.data.generator import generate
-from app.tasks.pipeline import evaluate, generate as generate_task, normalize, train
+from app.tasks.pipeline import evaluate, forget, generate as generate_task, normalize, train
 from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -16,53 +17,84 @@ def failure_of(async_result, timeout=30):
     return str(caught.value)
 
 
-def trained_version(registry, batch_id):
-    return wait_for(lambda: registry.version_for_batch(batch_id), what=f"batch {batch_id} trained")
+def trained_version(home, batch_id):
+    def version():
+        batch = home.ledger.find(batch_id)
+        return batch and batch["status"] == "trained" and batch["version"]
+    return wait_for(version, what=f"batch {batch_id} trained")
 
 
-def test_generate_chains_normalize_and_train_into_a_new_version(home_lake, home_registry):
+def test_generate_chains_normalize_and_train_into_a_new_version(session_home):
     batch_id = generate_task.delay(batch_size=300).get(timeout=30)
-    version = trained_version(home_registry, batch_id)
-    metadata = home_registry.metadata(version)
-    assert metadata["batch_id"] == batch_id and metadata["n_batch"] == 300
-    raw = home_lake.read("raw", batch_id)
+    version = trained_version(session_home, batch_id)
+    metadata = session_home.registry.metadata(version)
+    batch = session_home.ledger.get(batch_id)
+    assert batch_id in metadata["batch_ids"]
+    assert (batch["source"], batch["rows"], batch["clean"], batch["quarantined"]) == (
+        "generator", 300, 300, 0)
+    raw = session_home.lake.read("raw", batch_id)
     assert len(raw) == 300 and (raw["geracao_id"] == batch_id).all()
-    assert len(home_lake.read("normalized", batch_id)) == 300
-    assert home_registry.load(version).model.n_samples_seen_ == metadata["n_samples_seen"]
+    assert len(session_home.lake.read("normalized", batch_id)) == 300 - batch["holdout"]
+    loaded = session_home.registry.load(version)
+    assert loaded.model.n_samples_seen_ == metadata["n_samples_seen"]
 
 
-def test_generate_uses_batch_size_setting_when_none_is_given(home_registry):
+def test_generate_uses_batch_size_setting_when_none_is_given(session_home):
     batch_id = generate_task.delay().get(timeout=30)
-    version = trained_version(home_registry, batch_id)
-    assert home_registry.metadata(version)["n_batch"] == 1000  # BATCH_SIZE default
+    trained_version(session_home, batch_id)
+    assert session_home.ledger.get(batch_id)["rows"] == 1000  # BATCH_SIZE default
 
 
-def test_a_batch_delivered_twice_is_trained_once(home_registry):
+def test_a_batch_delivered_twice_is_trained_once(session_home):
     batch_id = generate_task.delay(batch_size=120).get(timeout=30)
-    version = trained_version(home_registry, batch_id)
-    seen = home_registry.metadata(home_registry.latest_version())["n_samples_seen"]
+    version = trained_version(session_home, batch_id)
+    seen = session_home.registry.load().model.n_samples_seen_
     assert train.delay(batch_id).get(timeout=30) == version
     assert normalize.delay(batch_id).get(timeout=30) == batch_id
-    assert home_registry.metadata(home_registry.latest_version())["n_samples_seen"] == seen
+    assert session_home.registry.load().model.n_samples_seen_ == seen
 
 
-def test_rejected_rows_are_quarantined_counted_and_the_rest_trained(home_lake, home_registry):
+def test_rejected_rows_are_quarantined_counted_and_the_rest_trained(session_home):
     records = generate(200, seed=8, batch_id="with-bad-rows").astype(
         {"cidade": object, "idade": object})
     records.loc[[3, 9], "idade"] = 150
     records.loc[10, "cidade"] = None
-    home_lake.write("raw", "with-bad-rows", records)
+    receive_batch(session_home.lake, session_home.ledger, "with-bad-rows", records)
     version = (normalize.si("with-bad-rows") | train.si("with-bad-rows")).delay().get(timeout=30)
-    quarantine = home_lake.read("quarantine", "with-bad-rows")
+    quarantine = session_home.lake.read("quarantine", "with-bad-rows")
     assert sorted(quarantine["row"]) == [3, 9, 10]
-    assert home_registry.metadata(version)["n_batch"] == 197
+    batch = session_home.ledger.get("with-bad-rows")
+    assert (batch["clean"], batch["quarantined"], batch["version"]) == (197, 3, version)
+    assert batch["reasons"] == {"idade out of range 18-70": 2, "missing cidade": 1}
+
+
+def test_a_batch_with_no_clean_row_fails_train_with_the_reason(session_home):
+    records = generate(30, seed=9, batch_id="all-bad").astype({"idade": object})
+    records["idade"] = "old"
+    receive_batch(session_home.lake, session_home.ledger, "all-bad", records)
+    message = failure_of((normalize.si("all-bad") | train.si("all-bad")).delay())
+    assert "no row passed the checks: idade is not a number (30)" in message
+    assert session_home.ledger.get("all-bad")["status"] == "empty"
+
+
+def test_forget_makes_a_version_without_the_batch(session_home):
+    batch_id = generate_task.delay(batch_size=400).get(timeout=30)
+    trained_version(session_home, batch_id)
+    seen = session_home.registry.load().model.n_samples_seen_
+    result = forget.delay(batch_id, "a test deletion request").get(timeout=30)
+    assert result["status"] == "forgotten"
+    metadata = session_home.registry.metadata(result["version"])
+    assert metadata["forgot"] == batch_id
+    assert metadata["n_samples_seen"] == seen - (400 - session_home.ledger.get(batch_id)["holdout"])
 
 
 @pytest.mark.parametrize("task, args, message", [
     (normalize, ["../../etc"], "invalid batch id"),
     (train, [""], "invalid batch id"),
-    (normalize, ["no-such-batch"], "batch no-such-batch has no raw data"),
-    (train, ["no-such-batch"], "batch no-such-batch has no normalized data"),
+    (normalize, ["no-such-batch"], "batch no-such-batch is not in the ledger"),
+    (train, ["no-such-batch"], "batch no-such-batch is not in the ledger"),
+    (forget, ["no-such-batch", "why"], "batch no-such-batch is not in the ledger"),
+    (forget, ["some-batch", " "], "reason must be a non-empty text"),
     (generate_task, ["many"], "batch_size must be a whole number"),
     (generate_task, [0], "batch_size must be between 1 and 1,000,000"),
     (generate_task, [True], "batch_size must be a whole number"),
@@ -71,16 +103,15 @@ def test_bad_arguments_fail_with_a_readable_reason(task, args, message):
     assert message in failure_of(task.apply_async(args))
 
 
-def test_evaluate_scores_the_newest_version_and_keeps_a_report(home_registry, pipeline_home):
-    trained_version(home_registry, generate_task.delay(batch_size=2000).get(timeout=30))
+def test_evaluate_scores_the_served_version_and_keeps_a_report(session_home):
+    trained_version(session_home, generate_task.delay(batch_size=2000).get(timeout=30))
     result = evaluate.delay(n=1500).get(timeout=60)
     assert {"model_version", "n", "mse", "rmse", "mae", "r2", "report"} <= set(result)
-    assert result["n"] == 1500 and result["model_version"] == home_registry.latest_version()
+    assert result["n"] == 1500 and result["model_version"] == session_home.serving.state().version
     assert result["rmse"] ** 2 == pytest.approx(result["mse"])
     assert result["r2"] > result["baseline"]["r2"]
     assert f"version {result['model_version']}" in result["report"]
-    saved = list((pipeline_home / "reports").glob(f"evaluation-v{result['model_version']:06d}-*"))
-    assert saved
+    assert session_home.storage.read_json("reports/latest.json")["evaluated_at"] == result["evaluated_at"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -88,5 +119,5 @@ def test_evaluate_scores_the_newest_version_and_keeps_a_report(home_registry, pi
     ({"version": "1"}, "version must be a whole number"),
     ({"n": 1}, "n must be between 2 and 1,000,000"),
 ])
-def test_evaluate_rejects_bad_arguments_readably(home_registry, kwargs, message):
+def test_evaluate_rejects_bad_arguments_readably(session_home, kwargs, message):
     assert message in failure_of(evaluate.apply_async(kwargs=kwargs))

@@ -8,15 +8,13 @@ Tests that need a real worker use ``home_app``, whose registry is the worker's.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import pickle
 from datetime import datetime, timezone
 
-import joblib
 import pytest
 from loguru import logger
 
-from app.atomic import atomic_create, write_text
 from app.data.generator import generate
 from app.models.registry import ModelRegistry
 from app.models.regressor import SalaryRegressor
@@ -31,36 +29,46 @@ def trained(seed: int = 1, n: int = 2000) -> SalaryRegressor:
 
 
 def save(registry: ModelRegistry, model: SalaryRegressor, batch_id: str = "b1") -> int:
-    """Save ``model`` as the registry's next version, as the train task does; its number."""
-    return registry.save(model, batch_id=batch_id, parent_version=registry.latest_version(),
-                         metrics={}, n_batch=int(model.n_samples_seen_))["version"]
+    """Publish ``model`` as the registry's next version, as a train step does; its number."""
+    version = (registry.latest_version() or 0) + 1
+    registry.publish(model, version, batch_id=batch_id, batch_ids=[batch_id],
+                     n_batch=int(model.n_samples_seen_), metrics={"prequential": None})
+    return version
 
 
 def save_broken(registry: ModelRegistry, how: str) -> int:
-    """Commit a version that must be refused, the way a save commits one; its number.
+    """Publish a version that must be refused, the way a train step publishes one; its number.
 
     ``checksum``: the artifact does not match its recorded sha256. ``garbage``: it matches,
-    but is not a joblib file. ``not_a_model``: a valid joblib file holding no model.
-    ``missing``: the metadata names an artifact that is not there.
+    but is not JSON. ``not_a_model``: valid JSON holding no model. ``pickle``: a pickle that
+    would run code, with its metadata and checksum rewritten to match (as an attacker with
+    write access to the folder would). ``missing``: the metadata names no artifact there.
     """
     version = (registry.latest_version() or 0) + 1
-    artifact = registry.root / f"v{version:06d}.joblib"
+    artifact = f"v{version:09d}-broken.json"
     if how == "not_a_model":
-        buffer = io.BytesIO()
-        joblib.dump({"coef_": [1.0]}, buffer)
-        payload = buffer.getvalue()
+        payload = json.dumps({"format": "salary-regressor/1", "coef_": [1.0]}).encode()
+    elif how == "pickle":
+        payload = pickle.dumps(RunsCode())
     else:
-        payload = b"\x80\x04 this is not a pickle" * 10
+        payload = b"\x80\x04 this is not a model" * 10
     recorded = hashlib.sha256(b"other bytes" if how == "checksum" else payload).hexdigest()
-    registry.root.mkdir(parents=True, exist_ok=True)
     if how != "missing":
-        atomic_create(artifact, lambda temp: temp.write_bytes(payload))
-    metadata = {"version": version, "artifact": artifact.name, "sha256": recorded,
-                "created_at": datetime.now(timezone.utc).isoformat(), "n_samples_seen": 1,
-                "batch_id": f"broken-{how}"}
-    write_text(registry.root / f"v{version:06d}.json", json.dumps(metadata), exclusive=True)
-    write_text(registry.marker_path, f"{version}\n")
+        registry.storage.write_bytes(f"models/artifacts/{artifact}", payload)
+    metadata = {"version": version, "artifact": artifact, "sha256": recorded,
+                "format": "salary-regressor/1", "created_at": datetime.now(timezone.utc).isoformat(),
+                "n_samples_seen": 1, "batch_id": f"broken-{how}", "batch_ids": []}
+    registry.journal.claim(version, metadata)
     return version
+
+
+class RunsCode:
+    """Unpickling this would create the file named by RUNS_CODE_MARKER: proof code ran."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {os.environ.get('RUNS_CODE_MARKER', '/tmp/pipeline-pwned')}",))
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +92,7 @@ def make_app(registry):
         from app.web import create_app
 
         return create_app({"TESTING": True, "CONFIGURE_LOGGING": False,
-                           "PIPELINE_HOME": str(registry.root.parent), **config})
+                           "PIPELINE_HOME": registry.storage.url, **config})
 
     return make
 

@@ -44,7 +44,7 @@ def versions_served(url, requests=40):
 
 def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_one(
         gunicorn, registry, save_model, save_broken_version, first_model, second_model):
-    with gunicorn(registry.root.parent) as url:
+    with gunicorn(registry.storage.url) as url:
         assert call(url, "POST", "/predict", PROBE)[0] == 503
         assert call(url, "GET", "/health")[1]["model_version"] is None
 
@@ -74,7 +74,7 @@ def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_
 def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit_and_reads_a_small_one(
         gunicorn, registry, save_model, first_model):
     save_model(first_model)
-    with gunicorn(registry.root.parent) as url:
+    with gunicorn(registry.storage.url) as url:
         record = json.dumps({"records": [PROBE] * 2}).encode()
         status, body = call(url, "POST", "/predict", chunks=iter([record[:10], record[10:]]))
         assert status == 200 and len(body["predictions"]) == 2

@@ -6,7 +6,7 @@ import time
 import pytest
 
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
-BROKEN = ["checksum", "garbage", "not_a_model", "missing"]
+BROKEN = ["checksum", "garbage", "not_a_model", "pickle", "missing"]
 
 
 def predict(client):
@@ -72,7 +72,10 @@ def test_the_marker_is_looked_at_no_more_than_every_check_interval(make_app, sav
 
 @pytest.mark.parametrize("how", BROKEN)
 def test_a_broken_new_version_is_refused_once_and_the_old_keeps_serving(
-        client, save_model, save_broken_version, first_model, second_model, log_lines, how):
+        client, save_model, save_broken_version, first_model, second_model, log_lines, how,
+        tmp_path, monkeypatch):
+    marker = tmp_path / "code-ran"
+    monkeypatch.setenv("RUNS_CODE_MARKER", str(marker))
     good = save_model(first_model)
     assert predict(client)["model_version"] == good
     broken = save_broken_version(how)
@@ -84,6 +87,7 @@ def test_a_broken_new_version_is_refused_once_and_the_old_keeps_serving(
     refusals = [line for line in log_lines if f"refused model version {broken}" in line]
     assert len(refusals) == 1 and f"version {good} keeps serving" in refusals[0]
     assert client.get("/health").get_json()["refused_versions"] == [broken]
+    assert not marker.exists(), "a model file ran code when loaded"
     # A good version after the broken one is served as usual.
     newer = save_model(second_model, "b3")
     assert wait_until_served(client, newer) < 1.0

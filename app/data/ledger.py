@@ -1,0 +1,131 @@
+"""The batch ledger: what became of every batch, from arrival to the version that learnt it.
+
+One document per batch at ``ledger/batches/<batch_id>.json``, rewritten atomically as the
+batch moves on; its ``seq`` is its place in arrival order, claimed in the journal
+``ledger/order`` (so listing newest first reads by number and never lists a folder). Generated
+batches also claim a number in ``ledger/generated``: the generator's drift scenarios count from
+it. Each batch's sufficient statistics (written by training) sit beside it as
+``ledger/stats/<batch_id>.npz``, plain arrays: forgetting a batch subtracts them.
+
+A batch's ``status`` is one of:
+
+- ``received``: its raw rows are in the lake;
+- ``normalized``: checked; clean rows wait for training;
+- ``trained``: a version learnt it (``version``);
+- ``refused``: its version was refused by the promotion gate, and later versions do not learn it;
+- ``empty``: no row passed the checks, so no version learnt it (``failure`` says why);
+- ``failed``: a step failed for good (``failure`` says why);
+- ``forgotten``: removed from the model and its rows deleted (``forgotten`` says when and why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+from app.data.lake import check_batch_id
+from app.journal import Journal
+from app.storage import Storage
+
+STATUSES = ("received", "normalized", "trained", "refused", "empty", "failed", "forgotten")
+# Done for good: recovery leaves these alone.
+FINAL = frozenset({"trained", "refused", "empty", "failed", "forgotten"})
+SOURCES = ("generator", "ingest")
+
+
+class UnknownBatch(LookupError):
+    """The ledger has no batch with this id."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.order = Journal(storage, "ledger/order")
+        self.generated = Journal(storage, "ledger/generated")
+
+    @staticmethod
+    def key(batch_id: str) -> str:
+        return f"ledger/batches/{check_batch_id(batch_id)}.json"
+
+    @staticmethod
+    def stats_key(batch_id: str) -> str:
+        return f"ledger/stats/{check_batch_id(batch_id)}.npz"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, batch_id: str) -> dict:
+        try:
+            return self.storage.read_json(self.key(batch_id))
+        except FileNotFoundError:
+            raise UnknownBatch(f"batch {batch_id} is not in the ledger") from None
+
+    def find(self, batch_id: str) -> dict | None:
+        try:
+            return self.get(batch_id)
+        except UnknownBatch:
+            return None
+
+    def newest_first(self, before: int | None = None) -> Iterator[dict]:
+        """Batches from the newest (or from seq ``before - 1``) back to the first."""
+        for seq, entry in self.order.newest_first(before):
+            batch = self.find(entry["batch_id"])
+            # A claim whose batch was created by a faster twin (a message delivered twice)
+            # points at a batch with another seq: that batch is listed at its own place.
+            if batch is not None and batch["seq"] == seq:
+                yield batch
+
+    def count(self) -> int:
+        """How many batches arrived (claims of a twin included: an upper bound, read in O(1))."""
+        return self.order.head()
+
+    def read_stats(self, batch_id: str) -> bytes:
+        return self.storage.read_bytes(self.stats_key(batch_id))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def open(self, batch_id: str, source: str, **fields) -> dict:
+        """The batch's document, created with a new ``seq`` if it is not in the ledger yet.
+
+        Safe to call twice (a redelivered message): the second call returns the first's batch.
+        """
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        existing = self.find(batch_id)
+        if existing is not None:
+            return existing
+        seq, _ = self.order.append(lambda _: {"batch_id": batch_id})
+        batch = {
+            "batch_id": batch_id, "seq": seq, "source": source, "created_at": now(),
+            "updated_at": now(), "status": "received", "rows": None, "clean": None,
+            "quarantined": None, "holdout": None, "reasons": {}, "unknown_fields": [],
+            "version": None, "failure": None, "forgotten": None, **fields,
+        }
+        try:
+            self.storage.create_json(self.key(batch_id), batch)
+        except FileExistsError:
+            return self.get(batch_id)
+        return batch
+
+    def claim_generated_number(self, batch_id: str) -> int:
+        """The next generated batch's number, counted from 1 in this storage."""
+        number, _ = self.generated.append(lambda _: {"batch_id": batch_id})
+        return number
+
+    def update(self, batch_id: str, **fields) -> dict:
+        """Set ``fields`` on the batch and write it back whole."""
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        batch = self.get(batch_id)
+        batch.update(fields, updated_at=now())
+        self.storage.write_json(self.key(batch_id), batch)
+        return batch
+
+    def write_stats(self, batch_id: str, data: bytes) -> None:
+        self.storage.write_bytes(self.stats_key(batch_id), data)
+
+    def delete_stats(self, batch_id: str) -> None:
+        self.storage.delete(self.stats_key(batch_id))

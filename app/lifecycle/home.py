@@ -1,0 +1,56 @@
+"""Everything under ``PIPELINE_HOME``, opened once: the lake, the ledger, the registry, the
+audit and the serving state, all over one :class:`~app.storage.Storage`.
+
+Tasks hold one per worker process, the web app one per web process, commands one per run.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from app.data.lake import DataLake
+from app.data.ledger import Ledger
+from app.lifecycle.audit import AuditTrail
+from app.lifecycle.serving import ServingControl
+from app.models.registry import ModelRegistry
+from app.storage import Storage, open_storage
+
+
+class Home:
+    def __init__(self, storage: Storage | str):
+        self.storage = open_storage(storage) if isinstance(storage, str) else storage
+
+    @classmethod
+    def from_settings(cls, settings) -> Home:
+        return cls(settings.storage())
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    @cached_property
+    def lake(self) -> DataLake:
+        return DataLake(self.storage)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.storage)
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.storage)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.storage)
+
+    @cached_property
+    def serving(self) -> ServingControl:
+        return ServingControl(self.storage, self.registry, self.audit)
+
+    def sweep(self, older_than: float = 60.0) -> int:
+        """Remove what crashed writes left anywhere in the home; how many files."""
+        return self.storage.sweep_temporaries("", older_than) + self.registry.sweep()
+
+    def __repr__(self) -> str:
+        return f"Home({self.url!r})"

@@ -1,0 +1,260 @@
+"""The one place that touches files: a local folder or an S3-compatible bucket, same interface.
+
+``PIPELINE_HOME`` is a URL: a path (``./var``) or ``s3://bucket/prefix``. :func:`open_storage`
+asks fsspec which filesystem the URL names and returns a :class:`Storage` over its root. The
+lake, the registry, the ledger, the audit and the reports all go through it, with keys such as
+``models/versions/000000042.json``; nothing else knows where they live.
+
+Two writes matter to every caller, and both are atomic on either backend:
+
+- :meth:`Storage.write_bytes` replaces a key: a reader sees the old bytes or the new, never half.
+  Locally that is a temporary file, fsync and rename; an object store's PUT is already atomic.
+- :meth:`Storage.create` writes a key only if it does not exist yet, and raises
+  :class:`FileExistsError` otherwise: two writers racing for one name cannot both win. Locally
+  it is an exclusive hard link of a synced temporary file; on S3 a conditional PUT
+  (``If-None-Match: *``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+_KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]*")
+
+
+def check_key(key: str) -> str:
+    """``key`` when it is a relative path of safe names; ``ValueError`` otherwise.
+
+    >>> check_key("models/versions/000000001.json")
+    'models/versions/000000001.json'
+    >>> check_key("../etc/passwd")
+    Traceback (most recent call last):
+    ValueError: invalid storage key '../etc/passwd'
+    """
+    parts = key.split("/")
+    if not key or not all(_KEY_PART.fullmatch(part) for part in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage:
+    """Keys (``/``-separated relative paths) to bytes, under one root URL."""
+
+    url: str
+
+    def read_bytes(self, key: str) -> bytes:
+        """The bytes at ``key``; ``FileNotFoundError`` when there are none."""
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Put ``data`` at ``key``, replacing what was there, atomically."""
+        raise NotImplementedError
+
+    def create(self, key: str, data: bytes) -> None:
+        """Put ``data`` at ``key`` only if nothing is there; ``FileExistsError`` otherwise."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a key that is already gone is not an error."""
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the keys directly under ``prefix`` (not sub-prefixes), sorted."""
+        raise NotImplementedError
+
+    def signature(self, key: str) -> Any:
+        """Something that changes whenever ``key`` is rewritten (None when it is absent).
+
+        One cheap call (a ``stat``, a ``HEAD``), for readers that poll a marker.
+        """
+        raise NotImplementedError
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind ``key`` when storage is a local folder, else None."""
+        return None
+
+    def sweep_temporaries(self, prefix: str, older_than: float = 60.0) -> int:
+        """Delete what crashed writes left under ``prefix``, once ``older_than`` seconds old
+        (younger ones may be writes under way); how many. Object stores leave none."""
+        return 0
+
+    # -- JSON, the format of every document the pipeline keeps ------------------------------
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read_bytes(key))
+
+    def write_json(self, key: str, document: Any) -> None:
+        self.write_bytes(key, _json_bytes(document))
+
+    def create_json(self, key: str, document: Any) -> None:
+        self.create(key, _json_bytes(document))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def _json_bytes(document: Any) -> bytes:
+    # allow_nan=False: a NaN would be written as a token no JSON parser but Python's accepts.
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+class LocalStorage(Storage):
+    """A folder on this machine; writes are fsynced, then renamed into place."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.url = str(self.root)
+
+    def local_path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.local_path(key).read_bytes()
+
+    @contextlib.contextmanager
+    def _synced_temp(self, path: Path, data: bytes) -> Iterator[Path]:
+        """``data`` in a synced temporary file beside ``path`` (one file system for the rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            yield Path(name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self.local_path(key)
+        with self._synced_temp(path, data) as temp:
+            os.replace(temp, path)
+        _fsync_dir(path.parent)
+
+    def create(self, key: str, data: bytes) -> None:
+        path = self.local_path(key)
+        with self._synced_temp(path, data) as temp:
+            # link() fails when the name is taken: an exclusive rename.
+            os.link(temp, path)
+        _fsync_dir(path.parent)
+
+    def exists(self, key: str) -> bool:
+        return self.local_path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self.local_path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self.local_path(prefix) if prefix else self.root
+        try:
+            entries = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        with entries:
+            return sorted(entry.name for entry in entries
+                          if entry.is_file() and not entry.name.startswith("."))
+
+    def signature(self, key: str) -> Any:
+        try:
+            stat = os.stat(self.local_path(key))
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def sweep_temporaries(self, prefix: str, older_than: float = 60.0) -> int:
+        removed = 0
+        folder = self.local_path(prefix) if prefix else self.root
+        cutoff = time.time() - older_than
+        for path in folder.rglob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ObjectStorage(Storage):
+    """Any fsspec filesystem whose single PUT is atomic: S3 and what speaks its protocol."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str):
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}" if key else self.root
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.fs.cat_file(self._path(key))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(key), data)
+
+    def create(self, key: str, data: bytes) -> None:
+        try:
+            self.fs.pipe_file(self._path(key), data, mode="create")
+        except OSError as error:
+            # Some fsspec versions raise a plain OSError for the failed precondition (412).
+            if isinstance(error, FileExistsError) or "412" in str(error) or "Precondition" in str(error):
+                raise FileExistsError(key) from None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
+
+    def list(self, prefix: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self._path(prefix), detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(PurePosixPath(entry["name"]).name for entry in entries
+                      if entry.get("type") == "file")
+
+    def signature(self, key: str) -> Any:
+        try:
+            info = self.fs.info(self._path(key), refresh=True)
+        except FileNotFoundError:
+            return None
+        return info.get("ETag") or info.get("LastModified") or info.get("size")
+
+
+def open_storage(url: str | Path) -> Storage:
+    """The storage ``url`` names: a local folder, or what fsspec knows (``s3://``...).
+
+    Object stores get no listing cache: several hosts write the same prefixes.
+    """
+    text = str(url)
+    if "://" not in text:
+        return LocalStorage(text)
+    fs, root = fsspec.core.url_to_fs(text, use_listings_cache=False, skip_instance_cache=True)
+    if isinstance(fs, LocalFileSystem):
+        return LocalStorage(root)
+    return ObjectStorage(fs, root, text)
