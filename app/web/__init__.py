@@ -27,6 +27,8 @@ DEFAULTS = {
     "MODEL_CHECK_INTERVAL": 0.25,
     "MODELS_LIMIT": 100,
     "MODELS_MAX_LIMIT": 1000,
+    # None: from the API_TOKEN environment variable (see access.py).
+    "API_TOKEN": None,
     # Tests turn this off to keep their own log sinks.
     "CONFIGURE_LOGGING": True,
     "LOG_LEVEL": "INFO",
@@ -45,7 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     environment = settings.load()
     if app.config["PIPELINE_HOME"] is None:
-        app.config["PIPELINE_HOME"] = str(environment.pipeline_home)
+        app.config["PIPELINE_HOME"] = environment.pipeline_home
+    if app.config["API_TOKEN"] is None:
+        app.config["API_TOKEN"] = environment.api_token
     if app.config["CONFIGURE_LOGGING"]:
         logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
     app.json.sort_keys = False

@@ -13,6 +13,7 @@ from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from app.models.registry import VersionNotFound
 from app.web import schemas
+from app.web.access import operator_route
 from app.web.errors import InvalidRequest, read_body
 from app.web.serving import get_model_holder
 
@@ -36,6 +37,7 @@ def _unavailable(error: Exception) -> ServiceUnavailable:
 
 
 @bp.post("/evaluate")
+@operator_route
 def evaluate():
     """202 ``{"task_id": ...}`` for ``pipeline.evaluate``; 404 for an unknown version.
 

@@ -1,0 +1,71 @@
+"""Commands on data and models that need no running web app: ``sample`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import numpy as np
+
+from app.cli import CommandError, cli
+
+MAX_SAMPLE = 10_000_000
+
+
+def write_sample(n: int, seed: int | None, out) -> None:
+    """Write ``n`` generated records as CSV, timestamps in ISO 8601 (UTC, ``Z``)."""
+    from app.data.generator import generate
+
+    records = generate(n, seed=seed)
+    stamps = records["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    records["timestamp"] = np.char.add(np.datetime_as_string(stamps, unit="ms"), "Z")
+    records.to_csv(out, index=False, lineterminator="\n")
+
+
+@cli.command()
+@click.argument("n", type=click.IntRange(0, MAX_SAMPLE))
+@click.option("--seed", type=int, help="Same seed, same output.")
+def sample(n: int, seed: int | None) -> None:
+    """Print N generated records as CSV (the scheduled generator's distribution)."""
+    try:
+        write_sample(n, seed, sys.stdout)
+    except BrokenPipeError:
+        # `python -m app sample 1000 | head` closes the pipe early; that is not an error.
+        sys.stderr.close()
+
+
+def run_evaluation(version: int | None, n: int, wait: float) -> dict:
+    """Run ``pipeline.evaluate`` on a worker, or here when no worker answers."""
+    from app.redis_server import answers
+    from app.tasks.pipeline import evaluate as evaluate_task
+    from worker import app as celery_app
+
+    kwargs = {"version": version, "n": n}
+    broker = celery_app.conf.broker_url
+    if not answers(broker):
+        click.echo(f"Redis at {broker} does not answer; evaluating in this process.", err=True)
+    elif not celery_app.control.ping(timeout=1.0):
+        click.echo("No Celery worker answered; evaluating in this process.", err=True)
+    else:
+        return evaluate_task.apply_async(kwargs=kwargs).get(timeout=wait)
+    return evaluate_task.apply(kwargs=kwargs, throw=True).get()
+
+
+@cli.command()
+@click.option("--version", type=click.IntRange(1), help="Model version (default: the served one).")
+@click.option("--n", type=click.IntRange(2, 1_000_000), default=5000, show_default=True,
+              help="Fresh records to score on.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--wait", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for a worker's answer.")
+def evaluate(version: int | None, n: int, as_json: bool, wait: float) -> None:
+    """Score a model version on fresh records and print the report."""
+    from app import logs, settings
+
+    logs.configure(level="WARNING", debug=settings.load().debug)
+    try:
+        result = run_evaluation(version, n, wait)
+    except Exception as error:  # every failure reaches the user as one readable line
+        raise CommandError(str(error)) from None
+    click.echo(json.dumps(result, indent=2) if as_json else result["report"])
