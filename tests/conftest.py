@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import redis
 
 from app import redis_server
 from app.lifecycle.home import Home
+from tests import support
 
 _session = contextlib.ExitStack()
 
@@ -73,9 +75,31 @@ def celery_worker(celery_app):
         yield
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server for the session, with the AWS variables pointing at it."""
+    with support.moto_server() as endpoint:
+        support.use_s3(endpoint)
+        support.create_bucket(endpoint, "pipeline-tests")
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+def home(request, tmp_path):
+    """An empty pipeline home of the test's own, in a local folder and again in S3 (moto).
+
+    Tests of the storage-backed parts (lake, ledger, registry, lifecycle) run on both, so
+    ``PIPELINE_HOME=s3://...`` is tested by every one of them.
+    """
+    if request.param == "local":
+        return Home(str(tmp_path / "home"))
+    request.getfixturevalue("s3_endpoint")
+    return Home(f"s3://pipeline-tests/{request.node.name[:60]}-{uuid.uuid4().hex[:8]}")
+
+
 @pytest.fixture
-def home(tmp_path):
-    """An empty pipeline home of the test's own: lake, ledger, registry, audit, serving."""
+def local_home(tmp_path):
+    """An empty pipeline home in a local folder, for tests about local files themselves."""
     return Home(str(tmp_path / "home"))
 
 

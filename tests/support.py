@@ -1,8 +1,19 @@
-"""Helpers for tests that wait on other processes."""
+"""Helpers for tests that wait on other processes, and an S3-compatible store of their own."""
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
+
+from app.redis_server import free_port
+
+# moto's server accepts any keys; these only need to be present.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                  "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
@@ -14,3 +25,50 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def moto_server(host: str = "127.0.0.1", port: int | None = None):
+    """moto's S3 server in a child process; yields its endpoint URL.
+
+    A real HTTP server speaking S3, so the code under test goes through s3fs and botocore as
+    it would against AWS or MinIO.
+    """
+    port = port or free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto's S3 server did not start")
+            time.sleep(0.05)
+        yield f"http://{host}:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, **{
+        "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"]}).create_bucket(Bucket=bucket)
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """The standard AWS variables that point s3fs (and anything else) at ``endpoint``."""
+    return {"AWS_ENDPOINT_URL": endpoint, **S3_CREDENTIALS}
+
+
+def use_s3(endpoint: str) -> None:
+    """Point this process's S3 clients at ``endpoint``."""
+    os.environ.update(s3_environment(endpoint))

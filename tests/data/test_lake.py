@@ -13,9 +13,9 @@ def test_write_then_read_round_trips_a_batch(lake):
     pd.testing.assert_frame_equal(back, records, check_categorical=False)
 
 
-def test_write_leaves_no_temporary_files(lake):
-    lake.write("raw", "b1", generate(10, seed=1, batch_id="b1"))
-    folder = lake.storage.local_path("data/raw")
+def test_write_leaves_no_temporary_files(local_home):
+    local_home.lake.write("raw", "b1", generate(10, seed=1, batch_id="b1"))
+    folder = local_home.storage.local_path("data/raw")
     assert [p.name for p in folder.iterdir()] == ["b1.parquet"]
 
 

@@ -282,7 +282,9 @@ def run_step(home, batch_id, kill_at):
                            str(kill_at)], capture_output=True, text=True, timeout=60)
 
 
-def test_a_step_killed_at_any_write_leaves_everything_loadable_and_learns_once(home, learner):
+def test_a_step_killed_at_any_write_leaves_everything_loadable_and_learns_once(local_home):
+    """Locally, a step is a series of fsync+rename writes: cut it after each one."""
+    home, learner = local_home, Learner(local_home)
     arrive(home, "base", seed=1)
     learner.train(["base"])
     arrive(home, "probe", seed=2)

@@ -125,7 +125,8 @@ def test_a_lagging_head_hint_still_finds_the_newest_version(registry):
     assert registry.latest_version() == 2
 
 
-def test_sweep_removes_artifacts_no_version_names_and_temporary_files(registry):
+def test_sweep_removes_artifacts_no_version_names_and_temporary_files(local_home):
+    registry = local_home.registry
     publish(registry, trained(1), "b1")
     registry.storage.write_bytes("models/artifacts/v000000001-orphan.json", b"{}")
     temp = registry.storage.local_path("models/versions") / ".000000009.json.1234.tmp"
