@@ -6,6 +6,7 @@ Tasks hold one per worker process, the web app one per web process, commands one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from app.data.lake import DataLake
@@ -16,13 +17,28 @@ from app.models.registry import ModelRegistry
 from app.storage import Storage, open_storage
 
 
+def _ignore(event: str, version: int | None) -> None:
+    pass
+
+
 class Home:
-    def __init__(self, storage: Storage | str):
+    """``notify(event, version)`` is told of every publication and serving change (see
+    :mod:`app.notices`); by default nobody is."""
+
+    def __init__(self, storage: Storage | str,
+                 notify: Callable[[str, int | None], None] = _ignore):
         self.storage = open_storage(storage) if isinstance(storage, str) else storage
+        self.notify = notify
 
     @classmethod
-    def from_settings(cls, settings) -> Home:
-        return cls(settings.storage())
+    def from_settings(cls, settings, announce: bool = True) -> Home:
+        """The configured home; ``announce``: tell web processes of changes over Redis."""
+        home = cls(settings.storage())
+        if announce:
+            from app.notices import Notifier
+
+            home.notify = Notifier(settings.redis_url, home.url)
+        return home
 
     @property
     def url(self) -> str:
@@ -46,7 +62,8 @@ class Home:
 
     @cached_property
     def serving(self) -> ServingControl:
-        return ServingControl(self.storage, self.registry, self.audit)
+        return ServingControl(self.storage, self.registry, self.audit,
+                              notify=lambda event, version: self.notify(event, version))
 
     def sweep(self, older_than: float = 60.0) -> int:
         """Remove what crashed writes left anywhere in the home; how many files."""

@@ -252,6 +252,7 @@ class Learner:
                     return self._nothing_waiting(next(iter(frames)))
                 frames = {b: frame for b, frame in frames.items() if b in still}
                 stats = {b: stats[b] for b in frames}
+        self.home.notify("version", metadata["version"])
         if plan.fields["lineage"]:
             self._monitors.put(metadata["version"], plan.monitor)
         self._after_publish(metadata, [seqs[b] for b in frames])
@@ -451,6 +452,7 @@ class Learner:
                 version = registry.publish(model, newest + 1, **fields)["version"]
             except VersionTaken:
                 continue
+            self.home.notify("version", version)
             break
         self.home.lake.delete(batch_id)
         ledger.delete_stats(batch_id)

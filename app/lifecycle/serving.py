@@ -14,6 +14,7 @@ them, so there is no second place that could disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -54,11 +55,13 @@ class ServingState:
 
 class ServingControl:
     def __init__(self, storage: Storage, registry: ModelRegistry | None = None,
-                 audit: AuditTrail | None = None):
+                 audit: AuditTrail | None = None,
+                 notify: Callable[[str, int | None], None] | None = None):
         self.storage = storage
         self.registry = registry or ModelRegistry(storage)
         self.audit = audit or AuditTrail(storage)
         self.journal = Journal(storage, "models/serving")
+        self.notify = notify or (lambda event, version: None)
 
     @property
     def marker_key(self) -> str:
@@ -133,6 +136,7 @@ class ServingControl:
         entry = {**choice, "reason": reason, "at": at, "by": by, "action": action}
         self.journal.append(lambda _: entry)
         after = self.state()
+        self.notify("serving", after.version)
         self.audit.record(action, reason=reason, by=by, from_version=before,
                           to_version=after.version)
         return after

@@ -23,8 +23,12 @@ DEFAULTS = {
     # and pretty-printed JSON. A larger body is refused with 413 before it is read.
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
     "MAX_RECORDS": 10_000,
-    # Seconds between looks at the registry's LATEST marker (one stat each).
+    # Seconds between looks at the registry's markers (one stat each): the fallback when a
+    # pushed notice of a new version (MODEL_NOTICES, over Redis pub/sub) is lost.
     "MODEL_CHECK_INTERVAL": 0.25,
+    "MODEL_NOTICES": True,
+    # None: from the REDIS_URL environment variable, through app.settings.
+    "REDIS_URL": None,
     "MODELS_LIMIT": 100,
     "MODELS_MAX_LIMIT": 1000,
     # None: from the API_TOKEN environment variable (see access.py).
@@ -48,6 +52,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     environment = settings.load()
     if app.config["PIPELINE_HOME"] is None:
         app.config["PIPELINE_HOME"] = environment.pipeline_home
+    if app.config["REDIS_URL"] is None:
+        app.config["REDIS_URL"] = environment.redis_url
     if app.config["API_TOKEN"] is None:
         app.config["API_TOKEN"] = environment.api_token
     if app.config["CONFIGURE_LOGGING"]:

@@ -34,6 +34,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from app.lifecycle.home import Home
 from app.lifecycle.serving import ServingState
 from app.models.registry import LoadedModel
+from app.notices import Listener, Notifier
 
 # A record every model must answer with a finite number before it is served.
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
@@ -77,8 +78,13 @@ def verify(loaded: LoadedModel) -> None:
 
 
 class ModelHolder:
-    def __init__(self, home: Home, check_interval: float = 0.25):
+    """``notices_from``: a Redis URL whose notices (see :mod:`app.notices`) make the holder
+    look at once, from a thread of its own, instead of at the next poll."""
+
+    def __init__(self, home: Home, check_interval: float = 0.25, notices_from: str | None = None):
         self.home = home
+        self.notices_from = notices_from
+        self._listener: Listener | None = None
         self.registry = home.registry
         self.check_interval = check_interval
         self._lock = threading.Lock()
@@ -90,9 +96,23 @@ class ModelHolder:
 
     def current(self) -> Serving | None:
         """The version to serve, loaded; None while there is none."""
+        if self._listener is None and self.notices_from:
+            self._listen()
         if time.monotonic() >= self._next_check:
             self._refresh()
         return self._serving
+
+    def _listen(self) -> None:
+        # Started by the first request, not when the app is built: gunicorn forks workers
+        # after importing, and a thread does not survive a fork.
+        with self._lock:
+            if self._listener is None:
+                self._listener = Listener(self.notices_from, self.home.url, self._on_notice)
+                self._listener.start()
+
+    def _on_notice(self, notice: dict | None) -> None:
+        """Load what the notice announces now, so no request waits for it."""
+        self._refresh(force=True)
 
     def require(self) -> Serving:
         """:meth:`current`, or a 503 for the client while there is nothing to serve."""
@@ -107,13 +127,14 @@ class ModelHolder:
         """Look at the markers at the next request, whatever the interval (a pushed notice)."""
         self._next_check = 0.0
 
-    def _refresh(self) -> None:
+    def _refresh(self, force: bool = False) -> None:
         # With nothing to serve yet, wait for a thread that is loading; otherwise answer with
-        # the current model rather than queue behind the load.
-        if not self._lock.acquire(blocking=self._serving is None):
+        # the current model rather than queue behind the load. A notice always waits: it
+        # must look after whoever is looking now, or its news could be missed until the poll.
+        if not self._lock.acquire(blocking=force or self._serving is None):
             return
         try:
-            if time.monotonic() < self._next_check:
+            if not force and time.monotonic() < self._next_check:
                 return  # another thread looked while this one waited for the lock
             try:
                 markers = self._marker_signature()
@@ -181,9 +202,14 @@ class ModelHolder:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` a holder for the registry under ``PIPELINE_HOME``; nothing is loaded yet."""
+    redis_url = app.config["REDIS_URL"]
     home = Home(app.config["PIPELINE_HOME"])
+    if app.config["MODEL_NOTICES"]:
+        home.notify = Notifier(redis_url, home.url)
     app.extensions["home"] = home
-    app.extensions["model_holder"] = ModelHolder(home, app.config["MODEL_CHECK_INTERVAL"])
+    app.extensions["model_holder"] = ModelHolder(
+        home, app.config["MODEL_CHECK_INTERVAL"],
+        notices_from=redis_url if app.config["MODEL_NOTICES"] else None)
 
 
 def get_home() -> Home:

@@ -92,7 +92,8 @@ def make_app(registry):
         from app.web import create_app
 
         return create_app({"TESTING": True, "CONFIGURE_LOGGING": False,
-                           "PIPELINE_HOME": registry.storage.url, **config})
+                           "PIPELINE_HOME": registry.storage.url, "MODEL_NOTICES": False,
+                           **config})
 
     return make
 
