@@ -2,7 +2,7 @@
 
 Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /health``
 (health.py), ``GET /models`` (models.py), ``POST /evaluate`` and ``GET /tasks/<id>``
-(tasks.py). The model is held by serving.py and loaded on the first request, never at import.
+(tasks.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``). The model is held by serving.py and loaded on the first request, never at import.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import errors, health, models, predict, serving, tasks
+from app.web import errors, health, models, openapi, predict, schemas, serving, tasks
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -30,7 +30,7 @@ DEFAULTS = {
     # None: from the REDIS_URL environment variable, through app.settings.
     "REDIS_URL": None,
     "MODELS_LIMIT": 100,
-    "MODELS_MAX_LIMIT": 1000,
+    "MODELS_MAX_LIMIT": schemas.MODELS_MAX_LIMIT,
     # None: from the API_TOKEN environment variable (see access.py).
     "API_TOKEN": None,
     # Tests turn this off to keep their own log sinks.
@@ -66,6 +66,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     serving.init_app(app)
-    for blueprint in (predict.bp, health.bp, models.bp, tasks.bp):
+    for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

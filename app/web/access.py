@@ -59,6 +59,8 @@ def operator_route(view):
         g.actor = check_operator()
         return view(*args, **kwargs)
 
+    # The OpenAPI document (app.web.openapi) marks such routes as needing the token.
+    guarded.operator_only = True
     return guarded
 
 

@@ -6,12 +6,14 @@ import os
 
 from flask import Blueprint
 
+from app.web.openapi import documented
 from app.web.serving import get_model_holder
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@documented(responses={200: "the process answers; the version it serves"})
 def health():
     """Always 200 while the process answers; ``model_version`` is null until a model exists.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from app.web.errors import InvalidRequest
-from app.web.schemas import InvalidInput
+from app.web.openapi import documented
+from app.web.schemas import InvalidInput, ModelsQuery
 from app.web.serving import get_model_holder
 
 bp = Blueprint("models", __name__)
@@ -25,6 +26,7 @@ def _limit() -> int:
 
 
 @bp.get("/models")
+@documented(query=ModelsQuery, responses={200: "the versions, newest first"})
 def list_models():
     """``{"models": [...], "total": N}``: at most ``limit`` versions, newest first.
 

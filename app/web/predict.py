@@ -7,12 +7,15 @@ from flask import Blueprint, current_app
 
 from app.web import schemas
 from app.web.errors import InvalidRequest, read_body
+from app.web.openapi import documented
 from app.web.serving import get_model_holder
 
 bp = Blueprint("predict", __name__)
 
 
 @bp.post("/predict")
+@documented(body=schemas.PredictBody,
+            responses={200: "the predictions, and the version that made them"})
 def predict():
     """``{"model_version": V, "predictions": [...]}``, one prediction per record, in order.
 

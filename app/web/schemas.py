@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import pydantic_core
 from pydantic import (BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
-                      ValidationError)
+                      ValidationError, WithJsonSchema)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
@@ -38,6 +38,7 @@ MAX_TEXT = 100
 MAX_LISTED_ERRORS = 20
 EVALUATE_N_MIN, EVALUATE_N_MAX = 2, MAX_N
 VERSION_MAX = 2**31
+MODELS_MAX_LIMIT = 1000
 
 
 class InvalidInput(ValueError):
@@ -91,18 +92,27 @@ def _whole_number(low: int, high: int):
     return check
 
 
+def _bounded(low: int, high: int) -> Any:
+    """What the OpenAPI document says of a whole number in [low, high]."""
+    return Annotated[int, Field(ge=low, le=high)]
+
+
 def whole_number(low: int, high: int) -> BeforeValidator:
-    return BeforeValidator(_whole_number(low, high))
+    return BeforeValidator(_whole_number(low, high), json_schema_input_type=_bounded(low, high))
 
 
 def optional_whole_number(low: int, high: int) -> BeforeValidator:
     check = _whole_number(low, high)
-    return BeforeValidator(lambda value: None if value is None else check(value))
+    return BeforeValidator(lambda value: None if value is None else check(value),
+                           json_schema_input_type=_bounded(low, high) | None)
 
 
 # Stripping and a length check cost a third of a regex's time over a batch of 10,000; the
-# model tidies spaces away anyway, so the stripped value predicts the same.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
+# model tidies spaces away anyway, so the stripped value predicts the same. The pattern only
+# tells the OpenAPI document that blank text is refused.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT),
+                 WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT,
+                                 "pattern": r"\S"})]
 
 
 class Record(TypedDict):
@@ -125,6 +135,15 @@ class EvaluateParams(TypedDict, total=False):
     version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
     n: Annotated[int, whole_number(EVALUATE_N_MIN, EVALUATE_N_MAX)]
 
+
+class ModelsQuery(TypedDict, total=False):
+    """``GET /models?limit=N`` (checked by app.web.models against the app's own maximum)."""
+
+    limit: Annotated[int, Field(ge=1, le=MODELS_MAX_LIMIT)]
+
+
+# What POST /predict takes: one record, or a batch of them.
+PredictBody = Record | Batch
 
 _RECORD = TypeAdapter(Record)
 _BATCH = TypeAdapter(Batch)

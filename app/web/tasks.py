@@ -15,6 +15,7 @@ from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import operator_route
 from app.web.errors import InvalidRequest, read_body
+from app.web.openapi import documented
 from app.web.serving import get_model_holder
 
 bp = Blueprint("tasks", __name__)
@@ -37,6 +38,7 @@ def _unavailable(error: Exception) -> ServiceUnavailable:
 
 
 @bp.post("/evaluate")
+@documented(body=schemas.EvaluateParams, responses={202: "the evaluation task was sent"})
 @operator_route
 def evaluate():
     """202 ``{"task_id": ...}`` for ``pipeline.evaluate``; 404 for an unknown version.
@@ -77,6 +79,7 @@ def _describe_result(state: str, result):
 
 
 @bp.get("/tasks/<task_id>")
+@documented(responses={200: "the task's state, and its result once there is one"})
 def task(task_id: str):
     """``{"task_id", "state", "result"}``.
 
