@@ -19,6 +19,8 @@ not what keeps code from running: whoever can write a file can rewrite its check
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import platform
@@ -55,7 +57,9 @@ class LoadedModel:
     metadata: dict
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
+    """Versions of the libraries a model was made with (read once: it costs a disk scan)."""
     found = {}
     for name in _LIBRARIES:
         try:
@@ -174,7 +178,7 @@ class ModelRegistry:
             "params": {key: value for key, value in model.get_params().items()
                        if isinstance(value, (int, float, str, bool, type(None)))},
             "python": platform.python_version(),
-            "libraries": _library_versions(),
+            "libraries": dict(_library_versions()),
         }
         try:
             self.journal.claim(version, metadata)

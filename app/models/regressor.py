@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from app.data.normalize import tidy_category
 from app.models.stats import (AGE_CENTER, AGE_SCALE, CATEGORICAL, N_AGE_TERMS, SufficientStats,
-                              design_matrix, tidy_records)
+                              age_terms, design_matrix, tidy_records)
 
 FORMAT = "salary-regressor/1"
 
@@ -173,8 +173,23 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
         return design_matrix(tidy_records(X), self.categories_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Predictions for a frame of records (the scikit-learn path)."""
-        return self.transform(X) @ self.coef_ + self.intercept_
+        """Predictions for a frame of records (the scikit-learn path).
+
+        The same numbers as ``transform(X) @ coef_ + intercept_``, but each category's effect
+        is looked up by its code instead of multiplied through a one-hot matrix: a train step
+        predicts tens of thousands of rows several times, and the matrix cost most of it.
+        """
+        self._check_fitted()
+        records = tidy_records(X)
+        prediction = age_terms(records["idade"]) @ self.coef_[:N_AGE_TERMS] + self.intercept_
+        offset = N_AGE_TERMS
+        for column in CATEGORICAL:
+            names = self.categories_[column]
+            # A trailing 0 is the effect of an unknown category (code -1): the average.
+            effects = np.append(self.coef_[offset:offset + len(names)], 0.0)
+            prediction += effects[pd.Index(names).get_indexer(records[column])]
+            offset += len(names)
+        return prediction
 
     def predict_records(self, records: list[dict]) -> list[float]:
         """The same predictions as :meth:`predict` from plain dicts, without building a frame.
