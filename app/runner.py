@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from app import settings
+from app.observe.multiproc import MULTIPROC_VARIABLE, multiproc_directory
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
@@ -235,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         if environment.local_home is not None:
             environment.local_home.mkdir(parents=True, exist_ok=True)
         say(width, f"Redis at {redis_url}; PIPELINE_HOME={home}")
-        failure = supervise(processes, child_env(redis_url, home), procfile.parent, width, signals)
+        # The web processes' metric files: emptied now, so no figure of a past run is counted.
+        env = child_env(redis_url, home)
+        env[MULTIPROC_VARIABLE] = stack.enter_context(
+            multiproc_directory(os.environ.get(MULTIPROC_VARIABLE)))
+        failure = supervise(processes, env, procfile.parent, width, signals)
     if failure:
         say(width, f"failed: {failure}")
         return 1

@@ -72,3 +72,23 @@ def s3_environment(endpoint: str) -> dict[str, str]:
 def use_s3(endpoint: str) -> None:
     """Point this process's S3 clients at ``endpoint``."""
     os.environ.update(s3_environment(endpoint))
+
+
+def metric_samples(text: str) -> dict[tuple, float]:
+    """Prometheus text as ``{(sample name, (label, value) pairs sorted): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def promtool_check_metrics(text: str) -> None:
+    """Fail unless ``promtool check metrics`` accepts ``text``; skip when promtool is missing."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; `make system`)")
+    checked = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                             capture_output=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -9,6 +9,7 @@ from app.data import generator
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.models.evaluation import MAX_N, evaluate as evaluate_model, save_report
+from app.observe.metrics import Tally, count_normalized, count_trained
 from app.tasks.base import PipelineTask
 
 MAX_BATCH_SIZE = 1_000_000
@@ -52,6 +53,7 @@ def normalize(self, batch_id: str) -> str:
     check_batch_id(batch_id)
     with logger.contextualize(batch_id=batch_id):
         batch = normalize_batch(self.home.lake, self.home.ledger, batch_id)
+        count_normalized(Tally(self.redis, self.home.url), batch)
         if batch["status"] == "normalized":
             self.redis.sadd(PENDING, batch_id)
         logger.info("normalized: {} clean, {} quarantined, status {}", batch["clean"],
@@ -68,7 +70,9 @@ def train(self, batch_id: str) -> int:
         outcome = self.learner.train([batch_id, *[b for b in waiting if b != batch_id]])
         if outcome.batch_ids:
             self.redis.srem(PENDING, *outcome.batch_ids)
-        if not outcome.trained:
+        if outcome.trained:
+            count_trained(Tally(self.redis, self.home.url), outcome.metadata)
+        else:
             self.redis.srem(PENDING, batch_id)
             logger.info("not trained ({}): version {}", outcome.reason, outcome.version)
     return outcome.version

@@ -2,7 +2,9 @@
 
 Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /health``
 (health.py), ``GET /models`` (models.py), ``POST /evaluate`` and ``GET /tasks/<id>``
-(tasks.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``). The model is held by serving.py and loaded on the first request, never at import.
+(tasks.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
+``GET /metrics`` (metrics.py, which also counts every request). The model is held by
+serving.py and loaded on the first request, never at import.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import errors, health, models, openapi, predict, schemas, serving, tasks
+from app.web import errors, health, metrics, models, openapi, predict, schemas, serving, tasks
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -66,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     serving.init_app(app)
+    metrics.init_app(app)
     for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

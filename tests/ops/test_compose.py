@@ -88,3 +88,17 @@ def test_flower_basic_auth_is_passed_through_from_the_host(services):
     """A key without a value: set in the container only when set on the host."""
     environment = services["flower"]["environment"]
     assert "FLOWER_BASIC_AUTH" in environment and environment["FLOWER_BASIC_AUTH"] is None
+
+
+def test_prometheus_runs_only_with_the_monitoring_profile_and_scrapes_web(services):
+    """`docker compose --profile monitoring up` adds it, with deploy/prometheus's files."""
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert all("profiles" not in services[name] for name in SERVICES)
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = [target for job in config["scrape_configs"] for static in job["static_configs"]
+               for target in static["targets"]]
+    assert targets == ["web:5000"]
+    assert all((ROOT / "deploy/prometheus" / name).is_file() for name in config["rule_files"])

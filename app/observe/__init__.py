@@ -1,0 +1,1 @@
+"""Seeing the pipeline: metric definitions (metrics.py) and evaluation reports (report.py)."""
