@@ -38,10 +38,16 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(PYTHON) -m pytest -m "not slow"
 
+# Each script prints its figures and adds them to one table, printed last; the status is 1
+# when a script fails or a bar does not hold.
+BENCH_SCRIPTS := $(filter-out bench/table.py bench/support.py,$(sort $(wildcard bench/*.py)))
 bench: $(STAMP)
-	@set -e; for script in $(sort $(wildcard bench/*.py)); do \
-		echo "== $$script"; $(PYTHON) $$script; \
-	done
+	@results=$$(mktemp); status=0; \
+	for script in $(BENCH_SCRIPTS); do \
+		echo "== $$script"; BENCH_RESULTS=$$results $(PYTHON) $$script || status=1; \
+	done; \
+	echo "== the table"; $(PYTHON) bench/table.py $$results || status=1; \
+	rm -f $$results; exit $$status
 
 # Leaves PIPELINE_HOME (./var by default) alone: it holds the data and the trained models.
 clean:

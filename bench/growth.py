@@ -1,0 +1,127 @@
+"""Memory and growth: what 2,000 batches cost the worker, the web processes and a train step.
+
+    .venv/bin/python bench/growth.py [--batches 2000] [--early 100] [--batch-size 100]
+
+Memory: a private Redis, the Procfile's worker and web server over one PIPELINE_HOME; batches
+are sent ten at a time (each group waits for the previous one, so versions keep coming) while
+``/predict`` is asked between groups, so every web process loads the new versions. The
+resident memory of each process group (a server and its children) after ``--batches`` is
+compared with the reading after ``--early``.
+
+Train step time: the same number of batches through a :class:`Learner` in this process, one
+version each; the mean step around the last version against the mean step around ``--early``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from loguru import logger  # noqa: E402
+
+from app.data.batches import generate_batch, normalize_batch  # noqa: E402
+from app.lifecycle.home import Home  # noqa: E402
+from app.lifecycle.learning import Learner  # noqa: E402
+from app.redis_server import private_redis  # noqa: E402
+from app.runner import web_server  # noqa: E402
+from bench.support import (celery_app, get_json, group_rss, post_json, wait_ready,
+                           worker_process)  # noqa: E402
+from bench.table import Figure, report  # noqa: E402
+
+GROUP = 10
+WINDOW = 20  # train steps averaged around each reading
+RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
+
+
+def step_times(batches: int, size: int) -> list[float]:
+    """Seconds of each train step, one version per batch, in this process."""
+    with tempfile.TemporaryDirectory(prefix="bench-growth-steps-") as temp:
+        home = Home(temp)
+        learner = Learner(home)
+        times = []
+        for number in range(batches):
+            batch_id = f"step-{number:05d}"
+            generate_batch(home.lake, home.ledger, batch_id, size)
+            normalize_batch(home.lake, home.ledger, batch_id)
+            began = time.perf_counter()
+            learner.train([batch_id])
+            times.append(time.perf_counter() - began)
+        return times
+
+
+def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[int, int]]:
+    """Resident bytes of the worker's and the web server's groups after ``early`` and ``batches``."""
+    home = temp / "home"
+    readings: dict[str, list[int]] = {"worker": [], "web": []}
+    with private_redis() as redis_url, worker_process(redis_url, home, temp / "worker.log",
+                                                      BATCH_SIZE=str(size)) as worker:
+        app = celery_app(redis_url)
+        app.send_task("pipeline.generate").get(timeout=60)
+        with web_server(home, temp / "web.log") as url:
+            wait_ready(url)
+            web_pgid = _server_pgid(url)
+            sent = 1
+            while sent < batches:
+                results = [app.send_task("pipeline.generate") for _ in range(min(GROUP, batches - sent))]
+                for result in results:
+                    result.get(timeout=120)
+                sent += len(results)
+                _wait_trained(Home(str(home)), sent)
+                for _ in range(8):  # reach every web worker
+                    post_json(url + "/predict", RECORD)
+                if (sent >= early and not readings["worker"]) or sent == batches:
+                    readings["worker"].append(group_rss(worker.pid))
+                    readings["web"].append(group_rss(web_pgid))
+    return {name: (values[0], values[-1]) for name, values in readings.items()}
+
+
+def _wait_trained(home: Home, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(b["status"] in ("trained", "refused") for b in home.ledger.newest_first()) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"fewer than {count} batches trained after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _server_pgid(url: str) -> int:
+    """The process group of the web server: that of whichever worker answers ``/health``."""
+    pid = get_json(url + "/health")[0]["pid"]
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[2])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--early", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100)
+    options = parser.parse_args(argv)
+    logger.remove()
+    times = step_times(options.batches, options.batch_size)
+    early = statistics.mean(times[options.early - WINDOW // 2:options.early + WINDOW // 2])
+    late = statistics.mean(times[-WINDOW:])
+    with tempfile.TemporaryDirectory(prefix="bench-growth-") as temp:
+        rss = memory(options.batches, options.early, options.batch_size, Path(temp))
+    mib = 1 / 2**20
+    report([
+        Figure(f"worker RSS after {options.batches:,} batches", rss["worker"][1] * mib, "MiB",
+               rss["worker"][0] * mib, f"after {options.early}", higher=False, bar=1.1),
+        Figure(f"web RSS after {options.batches:,} batches", rss["web"][1] * mib, "MiB",
+               rss["web"][0] * mib, f"after {options.early}", higher=False, bar=1.1),
+        Figure(f"train step at {options.batches:,} versions", late * 1e3, "ms", early * 1e3,
+               f"at {options.early}", higher=False, bar=1.1,
+               note=f"{options.batch_size} rows a batch"),
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
