@@ -54,7 +54,7 @@ def test_each_command_is_the_procfile_command_of_the_same_name(services, procfil
 def test_redis_url_and_pipeline_home_are_passed(services, name):
     environment = services[name]["environment"]
     assert environment["REDIS_URL"] == "redis://redis:6379/0"
-    assert environment["PIPELINE_HOME"] == "/data"
+    assert environment["PIPELINE_HOME"] == "${PIPELINE_HOME:-/data}"
 
 
 @pytest.mark.parametrize("name", PROCESSES)
@@ -102,3 +102,19 @@ def test_prometheus_runs_only_with_the_monitoring_profile_and_scrapes_web(servic
                for target in static["targets"]]
     assert targets == ["web:5000"]
     assert all((ROOT / "deploy/prometheus" / name).is_file() for name in config["rule_files"])
+
+
+def test_the_s3_env_file_puts_pipeline_home_in_the_s3_profiles_bucket(services):
+    """`docker compose --env-file deploy/s3.env up` turns the profile on and points every
+    process at the bucket the one-shot ``bucket`` service creates."""
+    settings = dict(line.split("=", 1) for line in (ROOT / "deploy/s3.env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert settings["COMPOSE_PROFILES"] == "s3"
+    assert {services["minio"]["profiles"][0], services["bucket"]["profiles"][0]} == {"s3"}
+    bucket = settings["PIPELINE_HOME"].removeprefix("s3://").split("/")[0]
+    assert f"store/{bucket}" in services["bucket"]["entrypoint"][-1]
+    assert settings["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    for name in PROCESSES:
+        environment = services[name]["environment"]
+        assert {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(environment)
+        assert services[name]["depends_on"]["bucket"]["required"] is False
