@@ -16,11 +16,11 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -96,7 +96,7 @@ def web_argv(port: int, app_spec: str = WEB_APP) -> list[str]:
 def web_server(home: str | Path, log: Path, app_spec: str = WEB_APP) -> Iterator[str]:
     """The web server as ``make run`` starts it, over ``home`` on a free port; yields its URL.
 
-    For the tests and the benchmark: it returns once the server accepts connections, and
+    For the tests and the benchmark: it returns once a worker answers ``/health``, and
     stops the server's whole process group on the way out.
     """
     port = free_port()
@@ -106,9 +106,12 @@ def web_server(home: str | Path, log: Path, app_spec: str = WEB_APP) -> Iterator
                                    stdout=output, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
+        # gunicorn's master accepts before its workers have imported the app, which takes
+        # seconds on a busy machine: ready means a worker answered.
+        deadline = time.monotonic() + 120
         while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
                 break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the web server did not start:\n{log.read_text(errors='replace')}")

@@ -30,7 +30,7 @@ from app.lifecycle.home import Home  # noqa: E402
 from app.lifecycle.learning import Learner  # noqa: E402
 from app.redis_server import private_redis  # noqa: E402
 from app.runner import web_server  # noqa: E402
-from bench.support import celery_app, post_json, wait_ready, worker_process  # noqa: E402
+from bench.support import celery_app, post_json, worker_process  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
@@ -68,7 +68,6 @@ def through_system(samples: int, size: int, temp: Path) -> tuple[list[float], in
         # Unmeasured: the first version, so that web processes have a model to answer from.
         app.send_task("pipeline.generate", kwargs={"batch_size": size}).get(timeout=60)
         with web_server(home, temp / "web.log") as url:
-            wait_ready(url)
             before = served_version(url)
             for _ in range(samples):
                 began = time.perf_counter()

@@ -32,8 +32,7 @@ from app.lifecycle.home import Home  # noqa: E402
 from app.lifecycle.learning import Learner  # noqa: E402
 from app.redis_server import private_redis  # noqa: E402
 from app.runner import web_server  # noqa: E402
-from bench.support import (celery_app, get_json, group_rss, post_json, wait_ready,
-                           worker_process)  # noqa: E402
+from bench.support import celery_app, get_json, group_rss, post_json, worker_process  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 GROUP = 10
@@ -66,7 +65,6 @@ def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[i
         app = celery_app(redis_url)
         app.send_task("pipeline.generate").get(timeout=60)
         with web_server(home, temp / "web.log") as url:
-            wait_ready(url)
             web_pgid = _server_pgid(url)
             sent = 1
             while sent < batches:

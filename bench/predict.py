@@ -38,7 +38,6 @@ from app.models.registry import ModelRegistry  # noqa: E402
 from app.models.regressor import SalaryRegressor  # noqa: E402
 from app.runner import web_server  # noqa: E402
 from app.storage import open_storage  # noqa: E402
-from bench.support import wait_ready  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 BENCH_APP_SPEC = "bench.predict:bench_app()"
@@ -128,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         script = home / "post.lua"
         script.write_text(WRK_POST.format(body=json.dumps(RECORD, ensure_ascii=False)))
         with web_server(home, home / "gunicorn.log", BENCH_APP_SPEC) as url:
-            wait_ready(url)
             wrk(url + "/predict", 2, script)  # unmeasured: every worker loads the model
             rounds = {"bare": [], "predict": []}
             for _ in range(options.rounds):

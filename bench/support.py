@@ -83,15 +83,3 @@ def post_json(url: str, body: dict, timeout: float = 5.0) -> tuple[dict, dict]:
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read()), dict(answer.headers)
 
-
-def wait_ready(url: str, timeout: float = 120) -> None:
-    """Return once ``url``'s ``/health`` answers: gunicorn accepts before its workers boot."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            get_json(url + "/health", timeout=2)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
