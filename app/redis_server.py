@@ -79,11 +79,12 @@ def private_redis(startup_timeout: float = 10.0) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def ensure_redis(url: str | None) -> Iterator[str]:
+def ensure_redis(url: str | None, private: bool = True) -> Iterator[str]:
     """Yield ``url`` (or the default) when it answers; otherwise a private Redis's URL.
 
     An explicitly configured URL that does not answer is an error, not a reason to start
-    another server: the user asked for that one.
+    another server: the user asked for that one. So is no answer when ``private`` is false
+    (``SERVICES`` without ``redis``: this host uses another's Redis).
     """
     if url:
         if not answers(url):
@@ -91,6 +92,9 @@ def ensure_redis(url: str | None) -> Iterator[str]:
         yield url
     elif answers(DEFAULT_URL):
         yield DEFAULT_URL
+    elif not private:
+        raise RuntimeError(f"nothing answers on {DEFAULT_URL} and SERVICES leaves out redis: "
+                           "set REDIS_URL, or add redis to SERVICES")
     else:
         with private_redis() as private_url:
             yield private_url

@@ -1,11 +1,13 @@
 """Run the whole system in the foreground: ``python -m app.runner`` (what ``make run`` does).
 
-Finds Redis or starts a private one, then starts every process named in the Procfile. Each
-child runs in its own process group, so that stopping the group also stops what the child
-spawned (prefork pool processes, gunicorn workers), and each line it prints is shown after its
-name. The run ends when a child exits (the system is incomplete without it: an error) or on
-SIGINT/SIGTERM. Either way every group gets SIGTERM, then SIGKILL after ``STOP_TIMEOUT``
-seconds, and a private Redis is stopped last.
+Finds Redis or starts a private one, then starts the processes of the Procfile that
+``SERVICES`` names. Each child runs in its own process group, so that stopping the group also
+stops what the child spawned (prefork pool processes, gunicorn workers), and each line it
+prints is shown after its name. A child that dies is restarted, after a back-off, with a line
+naming it, how it ended and the restart count; one that dies ``MAX_QUICK_DEATHS`` times in a
+row within ``MIN_UPTIME`` seconds of its start, or cannot be started, ends the run with an
+error. SIGINT/SIGTERM end it too. Either way every group gets SIGTERM, then SIGKILL after
+``STOP_TIMEOUT`` seconds, and a private Redis is stopped last.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -169,54 +172,123 @@ def stop(children: dict[str, subprocess.Popen], width: int) -> None:
         child.wait()
 
 
-def supervise(
-    processes: dict[str, str], env: dict[str, str], cwd: Path, width: int, signals: list[int]
-) -> str | None:
-    """Start ``processes`` and watch them until one exits or a signal arrives; then stop all.
+# A process that dies sooner than this after it started did not really start: dying so
+# MAX_QUICK_DEATHS times in a row stops the run (a broken command, a port in use, a bad
+# setting) instead of restarting it forever. One that ran longer is restarted after
+# BACKOFF seconds, doubled after each quick death, so a crash loop never spins.
+MIN_UPTIME = 10.0
+MAX_QUICK_DEATHS = 3
+BACKOFF = 0.5
 
-    Returns what went wrong, or None when the run was stopped by a signal.
-    """
-    children: dict[str, subprocess.Popen] = {}
-    relays = []
-    try:
-        for name, command in processes.items():
-            if signals:
-                break
-            argv = command_argv(command, env)
-            try:
-                child = subprocess.Popen(
-                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            except OSError as error:
-                failure = f"{name} could not start: {error}"
-                say(width, f"{failure}; stopping everything")
-                return failure
-            children[name] = child
-            thread = threading.Thread(target=relay, args=(name, width, child.stdout), daemon=True)
-            thread.start()
-            relays.append(thread)
-            say(width, f"started {name} (pid {child.pid}): {shlex.join(argv)}")
-        while not signals:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    failure = f"{name} {describe(child.returncode)}"
-                    say(width, f"{failure}; stopping everything")
-                    return failure
-            time.sleep(0.1)
-        say(width, f"{signal.Signals(signals[0]).name} received; stopping everything")
+
+@dataclass
+class Process:
+    """One Procfile line under supervision: its current child and its history of deaths."""
+
+    name: str
+    argv: list[str]
+    child: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    quick_deaths: int = 0
+    due_at: float | None = None  # when a dead one starts again
+
+
+class Supervisor:
+    """Start ``processes``, restart the ones that die, stop all when asked or when one cannot run."""
+
+    def __init__(self, processes: dict[str, str], env: dict[str, str], cwd: Path, width: int,
+                 min_uptime: float = MIN_UPTIME):
+        self.processes = [Process(name, command_argv(command, env))
+                          for name, command in processes.items()]
+        self.env, self.cwd, self.width, self.min_uptime = env, cwd, width, min_uptime
+        self.relays: list[threading.Thread] = []
+
+    def say(self, message: str) -> None:
+        say(self.width, message)
+
+    def start(self, process: Process) -> None:
+        """Start ``process``; OSError (no such command, say) when it cannot be started at all."""
+        process.child = subprocess.Popen(
+            process.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        process.started_at, process.due_at = time.monotonic(), None
+        thread = threading.Thread(target=relay, args=(process.name, self.width,
+                                                      process.child.stdout), daemon=True)
+        thread.start()
+        self.relays.append(thread)
+        if process.restarts:
+            self.say(f"restarted {process.name} (pid {process.child.pid}), restart {process.restarts}")
+        else:
+            self.say(f"started {process.name} (pid {process.child.pid}): {shlex.join(process.argv)}")
+
+    def died(self, process: Process) -> str | None:
+        """Log a death and schedule the restart; what went wrong when it is not worth one."""
+        child = process.child
+        # Its group may outlive it (prefork pool children, gunicorn workers holding the port):
+        # a restart must not run beside them.
+        signal_groups([child], signal.SIGKILL)
+        uptime = time.monotonic() - process.started_at
+        death = f"{process.name} {describe(child.returncode)} after {uptime:.1f} s"
+        process.quick_deaths = process.quick_deaths + 1 if uptime < self.min_uptime else 0
+        if process.quick_deaths >= MAX_QUICK_DEATHS:
+            return (f"{death}, {MAX_QUICK_DEATHS} times in a row within "
+                    f"{self.min_uptime:g} s of its start: it cannot run")
+        delay = BACKOFF * 2 ** process.quick_deaths
+        process.restarts += 1
+        process.due_at = time.monotonic() + delay
+        self.say(f"{death}; restarting it in {delay:g} s (restart {process.restarts})")
         return None
-    finally:
-        stop(children, width)
-        for thread in relays:
-            thread.join(timeout=1)
-        say(width, "all processes stopped")
+
+    def run(self, signals: list[int]) -> str | None:
+        """Watch until a signal arrives or a process cannot run; then stop all.
+
+        Returns what went wrong, or None when the run was stopped by a signal.
+        """
+        try:
+            for process in self.processes:
+                if signals:
+                    break
+                try:
+                    self.start(process)
+                except OSError as error:
+                    return self.fail(f"{process.name} could not start: {error}")
+            while not signals:
+                for process in self.processes:
+                    if process.due_at is not None and time.monotonic() >= process.due_at:
+                        try:
+                            self.start(process)
+                        except OSError as error:
+                            return self.fail(f"{process.name} could not restart: {error}")
+                    elif process.due_at is None and process.child.poll() is not None:
+                        failure = self.died(process)
+                        if failure:
+                            return self.fail(failure)
+                time.sleep(0.1)
+            self.say(f"{signal.Signals(signals[0]).name} received; stopping everything")
+            return None
+        finally:
+            # A process waiting for its restart was already stopped, group and all.
+            stop({process.name: process.child for process in self.processes
+                  if process.child is not None and process.due_at is None}, self.width)
+            for thread in self.relays:
+                thread.join(timeout=1)
+            self.say("all processes stopped")
+
+    def fail(self, failure: str) -> str:
+        self.say(f"{failure}; stopping everything")
+        return failure
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser("python -m app.runner", description=__doc__.split("\n")[0])
     parser.add_argument("--procfile", type=Path, default=PROCFILE, help="default: %(default)s")
-    procfile = parser.parse_args(argv).procfile.resolve()
+    parser.add_argument("--min-uptime", type=float, default=MIN_UPTIME, metavar="SECONDS",
+                        help="a process dying sooner after its start counts as failing to "
+                             "start (default: %(default)g)")
+    options = parser.parse_args(argv)
+    procfile = options.procfile.resolve()
 
     try:
         processes = read_procfile(procfile)
@@ -231,19 +303,25 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         try:
             environment = settings.load()
-            redis_url = stack.enter_context(ensure_redis(os.environ.get("REDIS_URL")))
+            redis_url = stack.enter_context(ensure_redis(
+                os.environ.get("REDIS_URL"), private="redis" in environment.services))
         except (ValueError, RuntimeError) as error:
             say(width, f"cannot start: {error}")
             return 1
+        # SERVICES picks among the system's roles; a Procfile line of another name runs always.
+        processes = {name: command for name, command in processes.items()
+                     if name in environment.services or name not in settings.SERVICES}
         home = environment.pipeline_home
         if environment.local_home is not None:
             environment.local_home.mkdir(parents=True, exist_ok=True)
-        say(width, f"Redis at {redis_url}; PIPELINE_HOME={home}")
+        say(width, f"Redis at {redis_url}; PIPELINE_HOME={home}; "
+                   f"SERVICES={','.join(environment.services)}")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.
         env = child_env(redis_url, home)
         env[MULTIPROC_VARIABLE] = stack.enter_context(
             multiproc_directory(os.environ.get(MULTIPROC_VARIABLE)))
-        failure = supervise(processes, env, procfile.parent, width, signals)
+        supervisor = Supervisor(processes, env, procfile.parent, width, options.min_uptime)
+        failure = supervisor.run(signals)
     if failure:
         say(width, f"failed: {failure}")
         return 1

@@ -13,6 +13,8 @@ from pathlib import Path
 from app.storage import Storage, open_storage
 
 DRIFT_SCENARIOS = ("none", "sudden", "gradual")
+# The roles `make run` can start on one host; `redis` is the private Redis (see app.runner).
+SERVICES = ("redis", "worker", "beat", "web", "flower")
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -33,6 +35,22 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _services(raw: str | None) -> tuple[str, ...]:
+    """``SERVICES`` as a tuple in the canonical order; every role when unset or empty.
+
+    >>> _services(" web , worker,web")
+    ('worker', 'web')
+    """
+    if raw is None or not raw.strip():
+        return SERVICES
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = sorted(names - set(SERVICES))
+    if unknown:
+        raise ValueError(f"SERVICES names unknown roles {', '.join(unknown)}: choose among "
+                         f"{', '.join(SERVICES)}, comma-separated, got {raw!r}")
+    return tuple(name for name in SERVICES if name in names)
 
 
 def home_url(raw: str) -> str:
@@ -58,6 +76,7 @@ class Settings:
     drift_after: int
     api_token: str | None
     debug: bool
+    services: tuple[str, ...] = SERVICES
 
     @property
     def local_home(self) -> Path | None:
@@ -80,4 +99,5 @@ def load() -> Settings:
         drift_after=_positive_int("DRIFT_AFTER", 100),
         api_token=os.environ.get("API_TOKEN") or None,
         debug=os.environ.get("PIPELINE_DEBUG", "") not in ("", "0", "false"),
+        services=_services(os.environ.get("SERVICES")),
     )

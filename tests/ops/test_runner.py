@@ -60,11 +60,11 @@ def start(tmp_path, pids, redis_url):
     (tmp_path / "child.py").write_text(CHILD)
     runners = []
 
-    def start(*lines: str, **env: str) -> subprocess.Popen:
+    def start(*lines: str, options: tuple[str, ...] = (), **env: str) -> subprocess.Popen:
         procfile = tmp_path / "Procfile"
         procfile.write_text("\n".join(lines) + "\n")
         runner = subprocess.Popen(
-            [sys.executable, "-m", "app.runner", "--procfile", str(procfile)],
+            [sys.executable, "-m", "app.runner", "--procfile", str(procfile), *options],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
             env=dict(os.environ, REDIS_URL=redis_url, PIPELINE_HOME=str(tmp_path / "home"),
@@ -155,13 +155,43 @@ def test_children_get_redis_url_pipeline_home_and_the_venv_tools(start, pids, tm
     assert (tmp_path / "home").is_dir()
 
 
-def test_a_child_that_exits_stops_the_run_with_an_error_naming_it(start):
+def test_a_child_that_dies_after_starting_is_restarted_with_a_line_naming_it(start, pids):
+    """The line says how it ended and the restart count; its leftover group is gone too."""
+    runner = start("steady: python child.py steady plain",
+                   "parent: python child.py parent parent", options=("--min-uptime", "0.5"))
+    wait_for(lambda: (pids / "parent-grandchild").exists() and (pids / "steady").exists())
+    first, grandchild = (int((pids / name).read_text()) for name in ("parent", "parent-grandchild"))
+    steady = int((pids / "steady").read_text())
+    time.sleep(0.6)
+    for round in (1, 2):
+        (pids / "parent").unlink()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: (pids / "parent").exists())
+        first = int((pids / "parent").read_text())
+        assert alive(first) and alive(steady)
+        time.sleep(0.6)
+    wait_for(lambda: not alive(grandchild), timeout=2)
+    ctrl_c(runner)
+    output = runner.communicate(timeout=15)[0]
+    assert runner.returncode == 0, output
+    assert re.search(r"parent was killed by SIGKILL after [\d.]+ s; restarting it in 0.5 s "
+                     r"\(restart 1\)", output)
+    assert re.search(r"restarted parent \(pid \d+\), restart 2", output)
+    wait_for(lambda: not alive(first), timeout=2)
+
+
+def test_a_child_that_keeps_dying_at_start_stops_the_run_with_an_error_naming_it(start):
+    """Restarted with a growing back-off, then given up: the run ends, the others stop."""
     runner = start("steady: python child.py steady plain",
                    "broken: python -c 'import sys; sys.exit(3)'")
-    output = runner.communicate(timeout=20)[0]
+    output = runner.communicate(timeout=30)[0]
     assert runner.returncode != 0
-    assert "broken exited with code 3; stopping everything" in output
-    assert output.splitlines()[-1] == "runner | failed: broken exited with code 3"
+    assert re.search(r"broken exited with code 3 after [\d.]+ s; restarting it in 1 s "
+                     r"\(restart 1\)", output)
+    assert "restarting it in 2 s (restart 2)" in output
+    last = output.splitlines()[-1]
+    assert last.startswith("runner | failed: broken exited with code 3 after ")
+    assert last.endswith("3 times in a row within 10 s of its start: it cannot run")
     wait_for(lambda: not alive(started_pid(output, "steady")), timeout=2)
 
 
@@ -200,3 +230,22 @@ def test_sigterm_to_the_runner_alone_stops_everything(start, pids):
     processes = [int((pids / name).read_text()) for name in ("parent", "parent-grandchild")]
     wait_for(lambda: not any(alive(pid) for pid in processes), timeout=2)
 
+
+
+def test_services_starts_only_the_roles_it_names(start, pids):
+    """A Procfile line that is not a role (here "extra") runs whatever SERVICES says."""
+    runner = start("worker: python child.py worker plain", "web: python child.py web plain",
+                   "extra: python child.py extra plain", SERVICES="web, redis")
+    wait_for(lambda: (pids / "web").exists() and (pids / "extra").exists())
+    ctrl_c(runner)
+    output = runner.communicate(timeout=15)[0]
+    assert "SERVICES=redis,web" in output
+    assert "started worker" not in output and not (pids / "worker").exists()
+
+
+def test_an_unknown_service_stops_the_run_before_anything_starts(start, pids):
+    runner = start("web: python child.py web plain", SERVICES="web,cron")
+    output = runner.communicate(timeout=15)[0]
+    assert runner.returncode == 1
+    assert "cannot start: SERVICES names unknown roles cron" in output
+    assert "started" not in output

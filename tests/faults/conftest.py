@@ -1,0 +1,199 @@
+"""The fault suite's processes: a Redis of its own that a test may kill, and `make run` itself.
+
+``redis_server`` is a ``redis-server`` on a free port that a test may SIGKILL and start again on
+the same port (its data gone, as after a crash without persistence). ``make_system`` starts
+``python -m app.runner`` (what ``make run`` runs) over a copy of the real Procfile, whose lines
+a test may extend (``-I tests.faults.inject`` loads a fault into the worker), against that Redis
+and a ``PIPELINE_HOME`` of the test's own. The runner's output, every child's lines after its
+name, goes to ``system.log``, which tests read and wait on.
+
+The children run in a temporary folder (the Procfile's), with the repository on PYTHONPATH, so
+nothing a fault leaves behind lands in the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from app import redis_server as redis_servers
+from app.lifecycle.home import Home
+from app.redis_server import free_port
+from app.runner import PROCFILE, read_procfile
+from tests.support import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+# Fast enough that a test sees many batches; small enough that training stays quick.
+FAST = {"GENERATE_EVERY": "1", "BATCH_SIZE": "200"}
+
+
+class RedisServer:
+    """A ``redis-server`` on a fixed loopback port, no persistence: a restart loses everything."""
+
+    def __init__(self, workdir: Path):
+        self.binary = redis_servers.find_server()
+        if self.binary is None:
+            pytest.skip("the fault suite needs redis-server on PATH (apt-get install redis-server)")
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: redis_servers.answers(self.url), timeout=10, what="redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: nothing is saved."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def procfile(path: Path, extra: dict[str, str] | None = None,
+             add: dict[str, str] | None = None) -> Path:
+    """The real Procfile at ``path``, with ``extra`` words appended to the named lines and
+    ``add`` lines after them."""
+    lines = {name: f"{command} {(extra or {}).get(name, '')}".rstrip()
+             for name, command in read_procfile(PROCFILE).items()}
+    lines.update(add or {})
+    path.write_text("".join(f"{name}: {command}\n" for name, command in lines.items()))
+    return path
+
+
+class System:
+    """One `make run` (``python -m app.runner``) in its own session, its output in ``log``."""
+
+    def __init__(self, folder: Path, env: dict[str, str], procfile_path: Path):
+        self.folder, self.env = folder, env
+        self.log = folder / "run.log"
+        self.web_url = f"http://127.0.0.1:{env['WEB_PORT']}"
+        self.flower_url = f"http://127.0.0.1:{env['FLOWER_PORT']}"
+        self.home = Home(env["PIPELINE_HOME"])
+        with open(self.log, "wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.runner", "--procfile", str(procfile_path)],
+                cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def lines(self, name: str) -> list[str]:
+        """The lines a child (or ``runner``) printed, without the name column."""
+        prefix = re.compile(rf"^{re.escape(name)}\s* \| ")
+        return [prefix.sub("", line) for line in self.output().splitlines()
+                if prefix.match(line)]
+
+    def wait_for_line(self, pattern: str, name: str = "runner", timeout: float = 60,
+                      after: int = 0) -> re.Match:
+        """The first line of ``name`` matching ``pattern``, from its ``after``-th line on."""
+
+        def found():
+            for line in self.lines(name)[after:]:
+                if match := re.search(pattern, line):
+                    return match
+            assert self.process.poll() is None, f"the run ended:\n{self.output()[-4000:]}"
+            return None
+
+        return wait_for(found, timeout=timeout, interval=0.1, what=f"{name}: {pattern}")
+
+    def pid(self, name: str) -> int:
+        """The pid of the latest start of the Procfile line ``name``."""
+        pids = re.findall(rf"(?:started|restarted) {re.escape(name)} \(pid (\d+)\)",
+                          "\n".join(self.lines("runner")))
+        assert pids, f"{name} was never started:\n{self.output()[-4000:]}"
+        return int(pids[-1])
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> int:
+        """Signal the process that runs ``name`` (not its group); returns its pid."""
+        pid = self.pid(name)
+        os.kill(pid, signum)
+        return pid
+
+    def ready(self, services=("worker", "beat", "web", "flower"), timeout: float = 90) -> None:
+        """Wait until each of ``services`` has said it is up."""
+        signs = {"worker": ("worker", r"celery@\S+ ready"), "beat": ("beat", r"beat: Starting"),
+                 "web": ("web", r"Booting worker"), "flower": ("flower", r"Visit me at")}
+        for service in services:
+            self.wait_for_line(signs[service][1], signs[service][0], timeout=timeout)
+
+    def newest_version(self) -> int:
+        return self.home.registry.latest_version() or 0
+
+    def stop(self, timeout: float = 30) -> str:
+        """Ctrl-C, as a terminal sends it to the whole foreground group; returns the output."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.output()
+
+
+@pytest.fixture
+def make_system(tmp_path, redis_server):
+    """``make_system(extra=..., add=..., **env)`` starts a `make run`; all are stopped after.
+
+    Each gets its own folder (Procfile, log) under the test's; they share the test's
+    ``PIPELINE_HOME`` and ``redis_server`` unless ``env`` says otherwise.
+    """
+    systems: list[System] = []
+
+    def make(extra: dict[str, str] | None = None, add: dict[str, str] | None = None,
+             **env: str) -> System:
+        folder = tmp_path / f"system{len(systems) + 1}"
+        folder.mkdir()
+        environment = {key: value for key, value in os.environ.items()
+                       if not key.startswith(("PIPELINE_TEST", "SERVICES"))}
+        environment.update(
+            FAST, REDIS_URL=redis_server.url, PIPELINE_HOME=str(tmp_path / "home"),
+            WEB_PORT=str(free_port()), FLOWER_PORT=str(free_port()),
+            PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep))
+        environment.update(env)
+        system = System(folder, environment, procfile(folder / "Procfile", extra, add))
+        systems.append(system)
+        return system
+
+    yield make
+    for system in systems:
+        system.stop()
