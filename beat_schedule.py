@@ -1,8 +1,10 @@
-"""The generation schedule: a batch of BATCH_SIZE records every GENERATE_EVERY seconds."""
+"""The schedule: a batch of BATCH_SIZE records every GENERATE_EVERY seconds, and the recovery
+of batches whose chain was lost (app.tasks.pipeline.recover) every RECOVER_EVERY seconds."""
 
 from app import settings
 
 _settings = settings.load()
+RECOVER_EVERY = 10
 
 beat_schedule = {
     "generate-batch": {
@@ -12,5 +14,10 @@ beat_schedule = {
         # With no worker to take them, batches would pile up in the queue and flood training
         # when one comes back; a batch not started within a few periods is dropped instead.
         "options": {"expires": max(3 * _settings.generate_every, 30)},
+    },
+    "recover-stalled-batches": {
+        "task": "pipeline.recover",
+        "schedule": float(RECOVER_EVERY),
+        "options": {"expires": RECOVER_EVERY},
     },
 }

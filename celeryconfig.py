@@ -22,19 +22,41 @@ task_default_queue = "celery"
 task_queues = (Queue("celery"), Queue("train"))
 task_routes = {"pipeline.train": {"queue": "train"}}
 
-# Ack after the task has run, so a worker killed mid-task has its message delivered again.
-# Every task is idempotent (keyed by batch id), so a second delivery does no harm.
+# The delivery policy (the retry counts and quarantine are in app/tasks/base.py):
+# ack after the task has run, so a worker killed mid-task has its message delivered again;
+# with reject_on_worker_lost a pool process that dies under its task has the message requeued
+# at once, instead of the task being marked failed. Every task is idempotent (keyed by batch
+# id), so a second delivery does no harm; a task that keeps killing its process is quarantined
+# after MAX_DELIVERIES. A task that raised, or passed its time limit, is acked: its failure is
+# recorded once, never retried by the broker.
 task_acks_late = True
 task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 # One message at a time per process: tasks are short, and prefetched messages would wait
 # behind a long evaluation while another worker sits idle.
 worker_prefetch_multiplier = 1
-# Redis redelivers an unacked message after this long. It must exceed the longest task
-# (the hard limit below) or a slow task would be run twice in parallel.
-broker_transport_options = {"visibility_timeout": 3600}
+# Time limits: the soft one raises SoftTimeLimitExceeded in the task, which cleans up (locks
+# released, nothing published: a version exists only once its metadata does) and fails; the
+# hard one kills the process a minute later if that did not work. Train and evaluate take
+# seconds; these bound a task gone wrong, not a slow one.
 task_soft_time_limit = 600
 task_time_limit = 660
+# Redis redelivers a message nobody acked after this long. A message is unacked while it
+# waits for a free pool process (at most one running task's time, prefetch being 1) and
+# while it runs, so it must exceed twice the hard limit, or a slow task would run twice in
+# parallel; retries' countdowns (60 s at most) are held unacked too. A worker that was killed
+# leaves its messages unacked for this long: the batch recovery (pipeline.recover, every few
+# seconds from beat) does not wait for it.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# A Redis that restarts or fails over: workers retry forever (a worker that gave up would sit
+# idle under `make run`), check idle connections, and the result backend retries too.
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None
+redis_socket_keepalive = True
+redis_backend_health_check_interval = 10
+result_backend_always_retry = True
 
 # Flower and GET /tasks/<id> need to see tasks being sent and started.
 worker_send_task_events = True
@@ -43,11 +65,19 @@ task_track_started = True
 result_expires = 24 * 3600
 result_extended = True
 
-broker_connection_retry_on_startup = True
 timezone = "UTC"
 enable_utc = True
 
-if _settings.local_home is not None:
-    beat_schedule_filename = str(_settings.local_home / "celerybeat-schedule")
-    # Beat opens its schedule file at start; the folder must exist even on a fresh clone.
-    _settings.local_home.mkdir(parents=True, exist_ok=True)
+# Beat through RedBeat: the schedule and when each entry last ran live in Redis, not in a
+# celerybeat-schedule file, and a lock lets one beat of many send anything. Each beat that
+# does not hold the lock tries again every beat_max_loop_interval seconds; the holder extends
+# it on every tick, so when the holder dies (its host gone) another takes over within
+# redbeat_lock_timeout, and continues the schedule from the last run Redis recorded: no slot
+# is sent twice.
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _settings.redis_url
+redbeat_key_prefix = "pipeline:redbeat"
+beat_max_loop_interval = 5
+redbeat_lock_timeout = 25
+# While Redis is away, beat's own calls wait for it (retrying, forever) instead of ending beat.
+redbeat_redis_options = {"retry_period": -1}

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def conf_in_subprocess(**env):
     """Import the Celery app in a fresh process with ``env`` set, as `celery -A worker` does."""
     code = ("import json, worker; c = worker.app.conf; print(json.dumps({k: c[k] for k in ("
-            "'broker_url', 'result_backend', 'beat_schedule', 'beat_schedule_filename')}, "
+            "'broker_url', 'result_backend', 'beat_schedule', 'beat_scheduler', "
+            "'redbeat_redis_url')}, "
             "default=str))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, env={**os.environ, **env}, timeout=60)
@@ -27,7 +28,11 @@ def test_every_setting_in_celeryconfig_is_one_celery_knows():
 
     ours = {name for name in vars(celeryconfig)
             if not name.startswith("_") and name.islower() and name not in {"settings", "Queue"}}
-    assert ours - set(DEFAULTS) == set()
+    # RedBeat reads its own settings (redbeat_*) from the same configuration, and Celery's
+    # Redis result backend reads this one without listing it among its defaults.
+    read_elsewhere = {"redis_backend_health_check_interval"}
+    assert {name for name in ours - set(DEFAULTS) - read_elsewhere
+            if not name.startswith("redbeat_")} == set()
     assert {"task_serializer", "accept_content", "task_acks_late", "worker_send_task_events",
             "worker_prefetch_multiplier", "beat_schedule"} <= ours
 
@@ -51,13 +56,25 @@ def test_schedule_and_broker_follow_the_environment(tmp_path):
     assert result.returncode == 0, result.stderr
     conf = json.loads(result.stdout)
     assert conf["broker_url"] == conf["result_backend"] == "redis://example.invalid:6390/3"
-    [entry] = conf["beat_schedule"].values()
+    entry = conf["beat_schedule"]["generate-batch"]
     assert entry["task"] == "pipeline.generate"
     assert float(entry["schedule"]) == 7.0 and entry["kwargs"] == {"batch_size": 33}
-    assert conf["beat_schedule_filename"].startswith(str(tmp_path))
+    # The schedule's state and the one-beat lock live in that Redis, not in a file.
+    assert conf["beat_scheduler"] == "redbeat.RedBeatScheduler"
+    assert conf["redbeat_redis_url"] == conf["broker_url"]
 
 
 @pytest.mark.parametrize("name, value", [("GENERATE_EVERY", "soon"), ("BATCH_SIZE", "-5")])
 def test_a_bad_setting_stops_start_up_with_its_name(name, value):
     result = conf_in_subprocess(**{name: value})
     assert result.returncode != 0 and name in result.stderr
+
+
+def test_redbeat_reads_our_lock_and_wakes_often_enough_to_take_over(celery_app):
+    """A waiting beat retries the lock every beat_max_loop_interval s: well within its timeout."""
+    from redbeat.schedulers import RedBeatConfig
+
+    config = RedBeatConfig(celery_app)
+    assert config.lock_key == "pipeline:redbeat:lock"
+    assert config.lock_timeout == 25
+    assert celery_app.conf.beat_max_loop_interval * 3 < config.lock_timeout

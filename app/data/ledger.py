@@ -21,7 +21,7 @@ A batch's ``status`` is one of:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from app.data.lake import check_batch_id
 from app.journal import Journal
@@ -31,6 +31,8 @@ STATUSES = ("received", "normalized", "trained", "refused", "empty", "failed", "
 # Done for good: recovery leaves these alone.
 FINAL = frozenset({"trained", "refused", "empty", "failed", "forgotten"})
 SOURCES = ("generator", "ingest")
+# Recovery looks this far back: older batches that never finished were reported long ago.
+STALLED_SCAN = 200
 
 
 class UnknownBatch(LookupError):
@@ -129,3 +131,18 @@ class Ledger:
 
     def delete_stats(self, batch_id: str) -> None:
         self.storage.delete(self.stats_key(batch_id))
+
+
+def stalled(ledger: Ledger, older_than: float, scan: int = STALLED_SCAN) -> list[dict]:
+    """Batches among the ``scan`` newest that are not done and have not moved for
+    ``older_than`` seconds, doubled for each time they were recovered already (``recoveries``):
+    their chain was lost. Oldest first."""
+    now_ = datetime.now(timezone.utc)
+    found = []
+    for number, batch in enumerate(ledger.newest_first()):
+        if number >= scan:
+            break
+        wait = timedelta(seconds=older_than * 2 ** batch.get("recoveries", 0))
+        if batch["status"] not in FINAL and datetime.fromisoformat(batch["updated_at"]) < now_ - wait:
+            found.append(batch)
+    return found[::-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from functools import cached_property
 
 import redis
@@ -10,6 +11,7 @@ from celery import Task
 from loguru import logger
 
 from app import settings
+from app.data.ledger import FINAL
 from app.lifecycle.home import Home
 from app.lifecycle.learning import Learner
 
@@ -18,10 +20,26 @@ TRAIN_LOCK = "pipeline:train-lock"
 # lock only saves work: publication is safe without it (see app.lifecycle.learning).
 TRAIN_LOCK_TIMEOUT = 30
 TRAIN_LOCK_WAIT = 30
+# Normalized batches waiting for training; a train step takes all of them at once.
+PENDING = "pipeline:pending-train"
+
+# The delivery policy. A task whose process dies under it (SIGKILL, the OOM killer, a crash in
+# native code) is delivered again at once (acks_late + reject_on_worker_lost); a task that
+# raised is retried only for the errors in ``autoretry_for``, with back-off. Every start is
+# counted per task id in Redis and the count is dropped when the task returns or raises; a
+# count that reaches MAX_DELIVERIES therefore means the task killed its process that often,
+# and its batch is quarantined (ledger status ``failed``, with the reason) instead of run again.
+MAX_DELIVERIES = 3
+DELIVERIES = "pipeline:deliveries:"
+DELIVERIES_TTL = 24 * 3600
 
 
 class TrainLockBusy(RuntimeError):
     """Another train or forget step held the lock for longer than we waited."""
+
+
+class Poisoned(RuntimeError):
+    """The task killed its worker process MAX_DELIVERIES times: it is not run again."""
 
 
 class PipelineTask(Task):
@@ -53,10 +71,18 @@ class PipelineTask(Task):
 
     @contextlib.contextmanager
     def train_lock(self):
-        """Hold the lock that lets one train or forget step run at a time."""
+        """Hold the lock that lets one train or forget step run at a time.
+
+        The lock's token is the task id, so a task delivered again after its process died
+        holding the lock takes it over at once instead of waiting for it to expire.
+        """
         lock = self.redis.lock(TRAIN_LOCK, timeout=TRAIN_LOCK_TIMEOUT,
                                blocking_timeout=TRAIN_LOCK_WAIT)
-        if not lock.acquire():
+        token = (self.request.id or uuid.uuid4().hex).encode()
+        with contextlib.suppress(redis.exceptions.LockNotOwnedError):
+            lock.do_release(token)  # atomic: only when the lock still holds our token
+            logger.warning("took over the train lock this task held when its process died")
+        if not lock.acquire(token=token):
             raise TrainLockBusy(f"the train lock was busy for {TRAIN_LOCK_WAIT} s")
         try:
             yield
@@ -67,6 +93,54 @@ class PipelineTask(Task):
                 # It expired mid-step and may be another's now; publication stayed safe.
                 logger.warning("the train lock expired before release ({} s)", TRAIN_LOCK_TIMEOUT)
 
+    def batch_of(self, args: tuple, kwargs: dict) -> str | None:
+        """The batch a call works on: its ``batch_id`` argument (generate names its batch
+        after its own task id)."""
+        if "batch_id" in kwargs:
+            return kwargs["batch_id"]
+        if self.name == "pipeline.generate":
+            return self.request.id
+        return args[0] if args and isinstance(args[0], str) else None
+
+    def fail_batch(self, batch_id: str, reason: str) -> None:
+        """Mark a batch that is not done ``failed`` with ``reason``; it is not trained later."""
+        self.redis.srem(PENDING, batch_id)
+        batch = self.home.ledger.find(batch_id)
+        if batch is not None and batch["status"] not in FINAL:
+            self.home.ledger.update(batch_id, status="failed", failure=reason)
+        logger.error("batch {} failed: {}", batch_id, reason)
+
+    def count_delivery(self) -> int:
+        """This start's number among the deliveries of the task id that did not return."""
+        key = DELIVERIES + self.request.id
+        with self.redis.pipeline() as pipe:
+            deliveries, _ = pipe.incr(key).expire(key, DELIVERIES_TTL).execute()
+        return deliveries
+
     def __call__(self, *args, **kwargs):
-        with logger.contextualize(task_id=self.request.id or "-"):
+        task_id = self.request.id
+        if task_id is None:  # called in-process, not delivered by a worker
             return super().__call__(*args, **kwargs)
+        with logger.contextualize(task_id=task_id):
+            try:
+                deliveries = self.count_delivery()
+            except redis.RedisError:
+                # The task itself will meet the same trouble and retry (autoretry_for).
+                deliveries = 1
+            if deliveries > 1:
+                logger.warning("{} delivered again ({} of {}): its process died under it",
+                               self.name, deliveries, MAX_DELIVERIES)
+            if deliveries >= MAX_DELIVERIES:
+                reason = (f"{self.name} killed its worker process {deliveries - 1} times; "
+                          f"quarantined after {MAX_DELIVERIES} deliveries")
+                batch_id = self.batch_of(args, kwargs)
+                if batch_id is not None:
+                    self.fail_batch(batch_id, reason)
+                self.redis.delete(DELIVERIES + task_id)
+                raise Poisoned(reason)
+            self.request.deliveries = deliveries
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.delete(DELIVERIES + task_id)

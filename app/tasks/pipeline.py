@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from celery import chain, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from loguru import logger
 
 from app.data import generator
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.models.evaluation import MAX_N, evaluate as evaluate_model, save_report
+from app.data.ledger import stalled
 from app.observe.metrics import Tally, count_normalized, count_trained
-from app.tasks.base import PipelineTask
+from app.tasks.base import PENDING, PipelineTask
 
 MAX_BATCH_SIZE = 1_000_000
-# Normalized batches waiting for training; a train step takes all of them at once.
-PENDING = "pipeline:pending-train"
+# A batch whose status has not moved for this long lost its chain (a Redis that lost its data,
+# a worker killed while the broker keeps its message until the visibility timeout): recovery
+# sends it on again, then again after twice as long, and so on. Every step is idempotent by
+# batch id, so a batch that was only slow (a backlog) is still done once. One still stuck
+# after MAX_RECOVERIES tries (about 15 minutes) is failed with the reason, never left hanging.
+STALLED_AFTER = 30.0
+MAX_RECOVERIES = 5
 
 
 def whole_number(name: str, value, low: int, high: int) -> int:
@@ -66,8 +73,18 @@ def train(self, batch_id: str) -> int:
     """Teach the model this batch, and every other one waiting; return the version that learnt it."""
     check_batch_id(batch_id)
     with logger.contextualize(batch_id=batch_id), self.train_lock():
-        waiting = sorted(member.decode() for member in self.redis.smembers(PENDING))
-        outcome = self.learner.train([batch_id, *[b for b in waiting if b != batch_id]])
+        # A step that killed its process may have been killed by a batch it took along: on a
+        # second delivery the batch is learnt alone, so only a poison batch's own task dies
+        # until it is quarantined, and the others go through.
+        waiting = [] if getattr(self.request, "deliveries", 1) > 1 else sorted(
+            member.decode() for member in self.redis.smembers(PENDING))
+        try:
+            outcome = self.learner.train([batch_id, *[b for b in waiting if b != batch_id]])
+        except SoftTimeLimitExceeded:
+            # Nothing was published (a version exists only once its metadata does); the
+            # batch would make every later step that takes it along pass the limit too.
+            self.fail_batch(batch_id, "training passed its soft time limit; nothing was published")
+            raise
         if outcome.batch_ids:
             self.redis.srem(PENDING, *outcome.batch_ids)
         if outcome.trained:
@@ -76,6 +93,41 @@ def train(self, batch_id: str) -> int:
             self.redis.srem(PENDING, batch_id)
             logger.info("not trained ({}): version {}", outcome.reason, outcome.version)
     return outcome.version
+
+
+@shared_task(bind=True, base=PipelineTask, name="pipeline.recover")
+def recover(self, stalled_after: float = STALLED_AFTER) -> list[str]:
+    """Send on again the batches whose chain was lost; return their ids.
+
+    Beat runs this every few seconds. A batch still ``received`` goes to normalize (or, when
+    its raw rows were never written, to generate under its own id, which rewrites the same
+    rows); a ``normalized`` one goes back to the pending set and to train.
+    """
+    ledger = self.home.ledger
+    resent = []
+    for batch in stalled(ledger, stalled_after):
+        batch_id, recoveries = batch["batch_id"], batch.get("recoveries", 0) + 1
+        with logger.contextualize(batch_id=batch_id):
+            if recoveries > MAX_RECOVERIES:
+                self.fail_batch(batch_id, f"its chain was lost {MAX_RECOVERIES} times "
+                                          f"(last in status {batch['status']})")
+                continue
+            ledger.update(batch_id, recoveries=recoveries)
+            if batch["status"] == "normalized":
+                self.redis.sadd(PENDING, batch_id)
+                train.si(batch_id).apply_async()
+            elif self.home.lake.exists("raw", batch_id):
+                chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
+            elif batch["source"] == "generator":
+                generate.apply_async(task_id=batch_id)
+            else:
+                self.fail_batch(batch_id, "its raw rows were lost before it was normalized")
+                continue
+            logger.warning("batch {} stalled in status {} since {}: sent on again ({} of {})",
+                           batch_id, batch["status"], batch["updated_at"], recoveries,
+                           MAX_RECOVERIES)
+            resent.append(batch_id)
+    return resent
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.forget")
