@@ -40,7 +40,7 @@ from app.models.drift import DriftMonitor
 from app.models.metrics import regression_metrics
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound, VersionTaken
 from app.models.regressor import SalaryRegressor
-from app.models.stats import SufficientStats
+from app.models.stats import FEATURES, SufficientStats
 
 # A step learns at most this much of a backlog; the rest waits for the next step.
 MAX_BATCHES_PER_STEP = 100
@@ -48,6 +48,8 @@ MAX_ROWS_PER_STEP = 2_000_000
 # The gate's held-out rows come from this many recent batches of the lineage.
 POOL_BATCHES = 20
 POOL_MAX_ROWS = 5_000
+# What a train step reads of a batch: the model's features and the target.
+LEARNT_COLUMNS = [*FEATURES, "salario"]
 # The drift monitor is rebuilt from at most this many steps of history.
 DRIFT_REPLAY = 200
 # A crash between publishing a version and recording it in the ledger is repaired from the
@@ -151,7 +153,8 @@ class Learner:
         rows = self._holdout.take(batch_id)
         if rows is None:
             try:
-                rows = self._holdout.put(batch_id, self.home.lake.read("holdout", batch_id))
+                rows = self._holdout.put(batch_id, self.home.lake.read("holdout", batch_id,
+                                                                     columns=LEARNT_COLUMNS))
             except BatchNotFound:
                 return None
         return rows
@@ -227,7 +230,7 @@ class Learner:
         for batch in waiting[:MAX_BATCHES_PER_STEP]:
             if frames and total + (batch.get("clean") or 0) > MAX_ROWS_PER_STEP:
                 break
-            frame = self.home.lake.read("normalized", batch["batch_id"])
+            frame = self.home.lake.read("normalized", batch["batch_id"], columns=LEARNT_COLUMNS)
             frames[batch["batch_id"]] = frame
             stats[batch["batch_id"]] = SufficientStats.of(frame, frame["salario"])
             total += len(frame)
