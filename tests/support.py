@@ -16,6 +16,27 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "test
                   "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def arrive(home, batch_id, frame=None, seed=None, n=1000):
+    """A batch received and normalized, as ingest or generate then normalize leave it."""
+    from app.data.batches import normalize_batch, receive_batch
+    from app.data.generator import generate
+
+    if frame is None:
+        frame = generate(n, seed=seed if seed is not None else abs(hash(batch_id)) % 10**6,
+                         batch_id=batch_id)
+    receive_batch(home.lake, home.ledger, batch_id, frame, source="ingest")
+    return normalize_batch(home.lake, home.ledger, batch_id)
+
+
+def salaries_times_100(batch_id, seed, n=1000):
+    """A batch with a unit error: every salary a hundred times what it should be."""
+    from app.data.generator import generate
+
+    frame = generate(n, seed=seed, batch_id=batch_id)
+    frame["salario"] = frame["salario"] * 100
+    return frame
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout

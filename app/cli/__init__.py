@@ -58,7 +58,7 @@ def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.cli import data  # noqa: F401  (each module adds its commands to the group)
+    from app.cli import data, lifecycle  # noqa: F401  (each module adds its commands to the group)
 
     try:
         cli.main(args=argv, prog_name="python -m app", standalone_mode=False)

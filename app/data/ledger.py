@@ -4,8 +4,9 @@ One document per batch at ``ledger/batches/<batch_id>.json``, rewritten atomical
 batch moves on; its ``seq`` is its place in arrival order, claimed in the journal
 ``ledger/order`` (so listing newest first reads by number and never lists a folder). Generated
 batches also claim a number in ``ledger/generated``: the generator's drift scenarios count from
-it. Each batch's sufficient statistics (written by training) sit beside it as
-``ledger/stats/<batch_id>.npz``, plain arrays: forgetting a batch subtracts them.
+it; each forgotten batch claims one in ``ledger/forgotten``. Each batch's sufficient
+statistics (written by training) sit beside it as ``ledger/stats/<batch_id>.npz``, plain
+arrays: forgetting a batch subtracts them.
 
 A batch's ``status`` is one of:
 
@@ -48,6 +49,8 @@ class Ledger:
         self.storage = storage
         self.order = Journal(storage, "ledger/order")
         self.generated = Journal(storage, "ledger/generated")
+        # One entry per forgetting, so readers find every forgotten batch without a listing.
+        self.forgotten = Journal(storage, "ledger/forgotten")
 
     @staticmethod
     def key(batch_id: str) -> str:

@@ -12,6 +12,7 @@ from functools import cached_property
 from app.data.lake import DataLake
 from app.data.ledger import Ledger
 from app.lifecycle.audit import AuditTrail
+from app.lifecycle.marks import ForgottenBatches
 from app.lifecycle.serving import ServingControl
 from app.models.registry import ModelRegistry
 from app.storage import Storage, open_storage
@@ -59,6 +60,10 @@ class Home:
     @cached_property
     def audit(self) -> AuditTrail:
         return AuditTrail(self.storage)
+
+    @cached_property
+    def forgotten(self) -> ForgottenBatches:
+        return ForgottenBatches(self.ledger)
 
     @cached_property
     def serving(self) -> ServingControl:

@@ -34,7 +34,7 @@ from loguru import logger
 
 from app.data.lake import BatchNotFound
 from app.data.ledger import UnknownBatch, now
-from app.lifecycle import gate
+from app.lifecycle import gate, marks
 from app.lifecycle.home import Home
 from app.models.drift import DriftMonitor
 from app.models.metrics import regression_metrics
@@ -459,18 +459,23 @@ class Learner:
             break
         self.home.lake.delete(batch_id)
         ledger.delete_stats(batch_id)
+        # Indexed before the ledger says "forgotten": a crash in between leaves the batch to
+        # be forgotten again (a second index entry for it is harmless), never unmarked.
+        mark = marks.forgetting(batch, version)
+        ledger.forgotten.append(lambda _: mark)
         forgotten = {"at": now(), "reason": reason, "by": by, "version": version,
                      "learnt_by": batch.get("version")}
         entry = ledger.update(batch_id, status="forgotten", forgotten=forgotten)
-        pinned = self.home.serving.pinned_version()
+        state = self.home.serving.state()
         note = ""
-        if pinned is not None and batch.get("version") and pinned >= batch["version"] and (
-                version is None or pinned < version):
-            note = (f"; the pinned version {pinned} learnt from it and is still served: pin "
-                    "another or follow")
+        if state.version is not None and marks.learnt_from(
+                self.home.registry.metadata(state.version), mark):
+            note = (f"; the {state.mode} version {state.version} learnt from it and is still "
+                    "served: pin another or follow")
         self.home.audit.record("forget", reason=reason + note, by=by,
                                from_version=batch.get("version"), to_version=version,
-                               batch_id=batch_id)
+                               batch_id=batch_id, served_version=state.version,
+                               served_learnt_it=bool(note))
         logger.info("forgot batch {} ({}); version {} is the model without it", batch_id,
                     reason, version)
         return entry

@@ -22,23 +22,28 @@ Errors name the field as a path: ``records[3].idade``, or ``idade`` for a single
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import pydantic_core
 from pydantic import (BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
                       ValidationError, WithJsonSchema)
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypedDict  # pydantic needs it rather than typing's on Python < 3.12
+from typing_extensions import Required, TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
 from app.data.generator import AGE_MAX, AGE_MIN
+from app.lifecycle.audit import ACTIONS
 from app.models.evaluation import MAX_N
 
 MAX_TEXT = 100
+# An operator's reason goes into the audit trail: room for a sentence and a ticket link.
+MAX_REASON = 1000
 # Errors listed in one answer: a batch of 10,000 bad records must not make a huge answer.
 MAX_LISTED_ERRORS = 20
 EVALUATE_N_MIN, EVALUATE_N_MAX = 2, MAX_N
 VERSION_MAX = 2**31
 MODELS_MAX_LIMIT = 1000
+AUDIT_LIMIT, AUDIT_MAX_LIMIT = 50, 1000
 
 
 class InvalidInput(ValueError):
@@ -145,16 +150,66 @@ class ModelsQuery(TypedDict, total=False):
 # What POST /predict takes: one record, or a batch of them.
 PredictBody = Record | Batch
 
+
+def _version_or_latest(value: Any) -> int | str:
+    """A version number, or ``"latest"``: follow the newest promoted version again."""
+    if value == "latest":
+        return value
+    if isinstance(value, str):
+        raise PydanticCustomError("version", 'must be a version number or "latest", got text')
+    return _whole_number(1, VERSION_MAX)(value)
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                          max_length=MAX_REASON),
+                   WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_REASON,
+                                   "pattern": r"\S", "description": "why, for the audit trail"})]
+
+
+class ServingChange(TypedDict):
+    """``PUT /serving``: pin ``version``, or follow again with ``"latest"``; always say why."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    version: Annotated[int | str, BeforeValidator(
+        _version_or_latest,
+        json_schema_input_type=_bounded(1, VERSION_MAX) | Literal["latest"])]
+    reason: Reason
+
+
+class RollbackParams(TypedDict, total=False):
+    """``POST /serving/rollback``: ``to`` a version (default: the one served before)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    to: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
+    reason: Required[Reason]
+
+
+class AuditQuery(TypedDict, total=False):
+    """``GET /audit?limit=N&before=ID&action=A`` (checked by app.web.control)."""
+
+    limit: Annotated[int, Field(ge=1, le=AUDIT_MAX_LIMIT)]
+    before: Annotated[int, Field(ge=1, le=VERSION_MAX)]
+    action: Literal[ACTIONS]
+
+
 _RECORD = TypeAdapter(Record)
 _BATCH = TypeAdapter(Batch)
 _EVALUATE = TypeAdapter(EvaluateParams)
+_SERVING = TypeAdapter(ServingChange)
+_ROLLBACK = TypeAdapter(RollbackParams)
+# The fields each body may hold, for the error that names an unknown one.
+_FIELDS = {"evaluate": "the body may have only version and n",
+           "serving": "the body may have only version and reason",
+           "rollback": "the body may have only to and reason"}
 
 _MESSAGES = {
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "string_type": "must be text, got {got}",
     "string_too_short": "must not be empty or blank",
-    "string_too_long": f"must be at most {MAX_TEXT} characters long",
+    "string_too_long": "must be at most {max_length:,} characters long",
     "typed_dict_type": "must be a JSON object, got {got}",
     "dict_type": "must be a JSON object, got {got}",
     "list_type": "must be a list, got {got}",
@@ -172,8 +227,8 @@ def field_path(location: tuple) -> str:
 
 def _known_fields(location: tuple, scope: str) -> str:
     """What may stand where an unknown field was found."""
-    if scope == "evaluate":
-        return "the body may have only version and n"
+    if scope in _FIELDS:
+        return _FIELDS[scope]
     if scope == "batch" and len(location) == 1:
         return 'a batch is {"records": [...]} and nothing else'
     return "a record has only idade, cidade and cargo"
@@ -184,14 +239,16 @@ def _describe(error: dict, scope: str) -> dict:
     if template is None:
         message = error["msg"]
     else:
-        message = template.format(got=_kind(error.get("input")))
+        message = template.format(got=_kind(error.get("input")), **(error.get("ctx") or {}))
     if error["type"] == "extra_forbidden":
         message += f" ({_known_fields(error['loc'], scope)})"
+    elif error["type"] == "missing" and error["loc"] == ("reason",):
+        message += ": say why, for the audit trail"
     return {"field": field_path(error["loc"]), "message": message}
 
 
 def _invalid(error: ValidationError, scope: str) -> InvalidInput:
-    """``scope``: "record", "batch" or "evaluate", the shape that was being checked."""
+    """``scope``: "record", "batch", or a body of :data:`_FIELDS`: the shape being checked."""
     described = [_describe(item, scope)
                  for item in error.errors(include_url=False, include_input=True)]
     first = described[0]
@@ -243,3 +300,34 @@ def evaluate_params(body: bytes) -> dict:
     if not body or body.isspace():
         return {}
     return _validate(_EVALUATE, parse_json(body), "evaluate")
+
+
+def _object(body: bytes, what: str) -> dict:
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the body must be a JSON object {what}, got {_kind(data)}")
+    return data
+
+
+def serving_change(body: bytes) -> dict:
+    """``{"version": V or "latest", "reason": "..."}``, both required."""
+    data = _object(body, '{"version": V or "latest", "reason": "..."}')
+    return _validate(_SERVING, data, "serving")
+
+
+def rollback_params(body: bytes) -> dict:
+    """``{"reason": "...", "to": V}``: ``reason`` required, ``to`` optional."""
+    data = _object(body, '{"reason": "...", "to": V}')
+    return _validate(_ROLLBACK, data, "rollback")
+
+
+def query_number(args: Mapping[str, str], name: str, low: int, high: int,
+                 default: int | None = None) -> int | None:
+    """``?name=N`` as a whole number in [low, high]; ``default`` when it is absent."""
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
+        message = f"must be a whole number between {low:,} and {high:,}"
+        raise InvalidInput(f"{name}: {message}", [{"field": name, "message": message}])
+    return int(raw)

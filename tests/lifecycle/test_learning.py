@@ -10,23 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.data.batches import normalize_batch, receive_batch
 from app.data.generator import generate
 from app.lifecycle.home import Home
 from app.lifecycle.learning import ForgetError, Learner, NothingToLearn
 from app.models.regressor import SalaryRegressor
 from app.models.stats import SufficientStats
+from tests.support import arrive, salaries_times_100
 
 PROBE = generate(500, seed=424242)
-
-
-def arrive(home, batch_id, frame=None, seed=None, n=1000):
-    """A batch received and normalized, as ingest or generate then normalize leave it."""
-    if frame is None:
-        frame = generate(n, seed=seed if seed is not None else abs(hash(batch_id)) % 10**6,
-                         batch_id=batch_id)
-    receive_batch(home.lake, home.ledger, batch_id, frame, source="ingest")
-    return normalize_batch(home.lake, home.ledger, batch_id)
 
 
 def fresh_fit(home, batch_ids):
@@ -92,12 +83,6 @@ def test_a_batch_without_clean_rows_says_why(home, learner):
     with pytest.raises(NothingToLearn, match="idade out of range"):
         learner.train(["bad"])
     assert home.registry.latest_version() is None
-
-
-def salaries_times_100(batch_id, seed):
-    frame = generate(1000, seed=seed, batch_id=batch_id)
-    frame["salario"] = frame["salario"] * 100
-    return frame
 
 
 def test_the_gate_refuses_a_unit_error_and_later_versions_leave_it_out(home, learner):
