@@ -55,6 +55,9 @@ DRIFT_REPLAY = 200
 # A crash between publishing a version and recording it in the ledger is repaired from the
 # metadata of the newest versions, this many.
 REPAIR_LOOKBACK = 5
+# A version whose artifact cannot be loaded is rebuilt from its parent, itself rebuilt if it
+# must be, at most this many deep.
+REBUILD_DEPTH = 50
 
 
 class NothingToLearn(ValueError):
@@ -136,8 +139,55 @@ class Learner:
             except (VersionNotFound, CorruptModel):
                 continue
             if on_lineage(metadata):
-                return self.load(version)
+                return self.load_or_rebuild(version)
         return None
+
+    def load_or_rebuild(self, version: int) -> LoadedModel:
+        """``version``, or when its artifact cannot be loaded (damaged, replaced by something
+        that is not a model), the same model rebuilt from the ledger's per-batch statistics.
+
+        So a file someone broke or planted in the registry stops neither learning nor
+        forgetting: the next version builds on what the broken one had learnt, and carries a
+        sound artifact again. :class:`CorruptModel` when the ledger cannot give it back exactly.
+        """
+        cached = self._models.take(version)
+        if cached is not None:
+            return cached
+        try:
+            return self.load(version)
+        except CorruptModel as error:
+            logger.warning("{}; rebuilding version {} from the ledger's batch statistics",
+                           error, version)
+            return self._models.put(version, self._rebuild(version, depth=0))
+
+    def _rebuild(self, version: int, depth: int) -> LoadedModel:
+        """The model of ``version`` from its parent's and the batch statistics it added."""
+        if depth > REBUILD_DEPTH:
+            raise CorruptModel(f"model version {version}: more than {REBUILD_DEPTH} broken "
+                               "versions in a row; it cannot be rebuilt")
+        metadata = self.home.registry.metadata(version)
+        if metadata.get("forgot"):
+            raise CorruptModel(f"model version {version} forgot batch {metadata['forgot']}, "
+                               "whose statistics are deleted: it cannot be rebuilt")
+        parent = metadata.get("parent_version")
+        base, params = SufficientStats.empty(), metadata.get("params") or {}
+        if parent and not metadata.get("drift"):  # a drift step starts from nothing
+            try:
+                parent_model = self.load(parent).model
+            except CorruptModel:
+                parent_model = self._rebuild(parent, depth + 1).model
+            base, params = parent_model.stats_, parent_model.get_params()
+        ledger = self.home.ledger
+        for batch_id in metadata.get("batch_ids") or []:
+            try:
+                base = base + SufficientStats.from_npz(ledger.read_stats(batch_id))
+            except (FileNotFoundError, UnknownBatch, ValueError) as error:
+                raise CorruptModel(f"model version {version}: the statistics of its batch "
+                                   f"{batch_id} cannot be read ({error})") from None
+        if base.n != metadata.get("n_samples_seen"):
+            raise CorruptModel(f"model version {version}: rebuilt from the ledger it has "
+                               f"{base.n} rows, its metadata says {metadata.get('n_samples_seen')}")
+        return LoadedModel(version, SalaryRegressor(**params).set_stats(base), metadata)
 
     def served(self) -> LoadedModel | None:
         version = self.home.serving.state().version
