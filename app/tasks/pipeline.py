@@ -73,16 +73,20 @@ def train(self, batch_id: str) -> int:
     """Teach the model this batch, and every other one waiting; return the version that learnt it."""
     check_batch_id(batch_id)
     with logger.contextualize(batch_id=batch_id), self.train_lock():
-        # A step that killed its process may have been killed by a batch it took along: on a
-        # second delivery the batch is learnt alone, so only a poison batch's own task dies
-        # until it is quarantined, and the others go through.
-        waiting = [] if getattr(self.request, "deliveries", 1) > 1 else sorted(
+        # A step that killed its process, or passed its time limit, may have done so because
+        # of a batch it took along: delivered again or retried, a step learns its batch alone,
+        # so only the culprit's own task keeps failing, and the others go through.
+        alone = getattr(self.request, "deliveries", 1) > 1 or self.request.retries > 0
+        waiting = [] if alone else sorted(
             member.decode() for member in self.redis.smembers(PENDING))
+        batch_ids = [batch_id, *[b for b in waiting if b != batch_id]]
         try:
-            outcome = self.learner.train([batch_id, *[b for b in waiting if b != batch_id]])
-        except SoftTimeLimitExceeded:
-            # Nothing was published (a version exists only once its metadata does); the
-            # batch would make every later step that takes it along pass the limit too.
+            outcome = self.learner.train(batch_ids)
+        except SoftTimeLimitExceeded as error:
+            # Nothing was published: a version exists only once its metadata does.
+            if len(batch_ids) > 1:
+                raise self.retry(exc=error, countdown=0) from None
+            # Left pending, the batch would make every later step that takes it along fail.
             self.fail_batch(batch_id, "training passed its soft time limit; nothing was published")
             raise
         if outcome.batch_ids:

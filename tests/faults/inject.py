@@ -10,6 +10,8 @@ Nothing here runs unless its variable is set; each names a generated batch by it
   with a partial version on disk.
 - ``FAULT_SLOW_TRAINING=N``: a step that would learn batch N sleeps (holding the train lock),
   every time, past any time limit a test sets.
+- ``FAULT_TRAIN_TIME_LIMITS=SOFT,HARD``: pipeline.train's time limits in seconds, instead of
+  celeryconfig's (which, set on the tasks, win over the worker's --time-limit options).
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def _write_bytes(write):
 
 
 Learner.train = train
+if _limits := os.environ.get("FAULT_TRAIN_TIME_LIMITS"):
+    from worker import app
+
+    _task = app.tasks["pipeline.train"]
+    _task.soft_time_limit, _task.time_limit = (float(limit) for limit in _limits.split(","))
 for _storage in (Storage, *Storage.__subclasses__()):
     if "write_bytes" in vars(_storage):
         _storage.write_bytes = _write_bytes(vars(_storage)["write_bytes"])
