@@ -2,12 +2,20 @@
 
 Standard-library logging (Celery's, Flask's, gunicorn's) is routed into loguru, so every
 process writes one line per event in one format, with the task and batch ids when known.
+
+``LOG_JSON=1`` writes each event as one JSON object per line instead (loguru's ``serialize``:
+the text line under ``text``, and under ``record`` the level, time, process, module, function,
+message and ``extra``, which holds ``task_id``, ``batch_id`` and, on a task's last line,
+``task``, ``outcome``, ``duration``, ``version``). ``LOG_FILE=path`` also appends every event
+to that file, in the same format; ``make run`` sets it for its processes (see
+:attr:`app.settings.Settings.system_log`), and ``python -m app logs`` summarises it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from loguru import logger
 
@@ -27,15 +35,24 @@ class InterceptHandler(logging.Handler):
 
 
 def configure(level: str | int = "INFO", debug: bool = False) -> None:
-    """Send everything to stderr through loguru.
+    """Send everything to stderr through loguru, and to ``LOG_FILE`` when it is set.
 
-    ``enqueue=True`` makes the sink safe across the worker's forked pool processes.
-    ``diagnose`` prints variable values in tracebacks, which may hold secrets: debug only.
+    ``enqueue=True`` makes the sinks safe across the worker's forked pool processes; every
+    process of the system appends whole lines to the one file, so it is never rotated here
+    (logrotate's ``copytruncate`` suits it). ``diagnose`` prints variable values in
+    tracebacks, which may hold secrets: debug only.
     """
+    from app import settings
+
+    environment = settings.load()
     if isinstance(level, int):
         level = logging.getLevelName(level)
     logger.remove()
     logger.configure(extra={"task_id": "-", "batch_id": "-"})
-    logger.add(sys.stderr, level=level, format=FORMAT, enqueue=True,
-               backtrace=debug, diagnose=debug)
+    options = dict(level=level, format=FORMAT, enqueue=True, backtrace=debug, diagnose=debug,
+                   serialize=environment.log_json)
+    logger.add(sys.stderr, **options)
+    if environment.log_file:
+        Path(environment.log_file).parent.mkdir(parents=True, exist_ok=True)
+        logger.add(environment.log_file, **options)
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)

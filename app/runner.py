@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         env = child_env(redis_url, home)
         env[MULTIPROC_VARIABLE] = stack.enter_context(
             multiproc_directory(os.environ.get(MULTIPROC_VARIABLE)))
+        if environment.system_log is not None:
+            # Every process appends to the system's log, which `python -m app logs` reads.
+            env["LOG_FILE"] = str(environment.system_log)
         supervisor = Supervisor(processes, env, procfile.parent, width, options.min_uptime)
         failure = supervisor.run(signals)
     if failure:

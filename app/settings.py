@@ -77,11 +77,21 @@ class Settings:
     api_token: str | None
     debug: bool
     services: tuple[str, ...] = SERVICES
+    log_json: bool = False
+    log_file: str | None = None
 
     @property
     def local_home(self) -> Path | None:
         """``PIPELINE_HOME`` as a folder of this machine, or None when it is object storage."""
         return None if "://" in self.pipeline_home else Path(self.pipeline_home)
+
+    @property
+    def system_log(self) -> Path | None:
+        """The running system's log: ``LOG_FILE``, else ``logs/pipeline.log`` in a local home
+        (``make run`` has its processes write there); None when neither applies."""
+        if self.log_file:
+            return Path(self.log_file)
+        return None if self.local_home is None else self.local_home / "logs" / "pipeline.log"
 
     def storage(self) -> Storage:
         return open_storage(self.pipeline_home)
@@ -98,6 +108,12 @@ def load() -> Settings:
         drift=_choice("DRIFT", "none", DRIFT_SCENARIOS),
         drift_after=_positive_int("DRIFT_AFTER", 100),
         api_token=os.environ.get("API_TOKEN") or None,
-        debug=os.environ.get("PIPELINE_DEBUG", "") not in ("", "0", "false"),
+        debug=_flag("PIPELINE_DEBUG"),
         services=_services(os.environ.get("SERVICES")),
+        log_json=_flag("LOG_JSON"),
+        log_file=os.environ.get("LOG_FILE") or None,
     )
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

@@ -14,8 +14,8 @@ from app.data.generator import FIELDS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True,
+def run_cli(*args, env=None, timeout=120, input_text=None):
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True, input=input_text,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 

@@ -38,10 +38,10 @@ class Context:
             self._client = ApiClient.from_environment(self._url, self._token)
         return self._client
 
-    def call(self, method: str, path: str, body=None, query=None):
+    def call(self, method: str, path: str, body=None, query=None, raw: bytes | None = None):
         """The API's JSON answer; a :class:`CommandError` with its error sentence otherwise."""
         try:
-            return self.client.request(method, path, body, query)
+            return self.client.request(method, path, body, query, raw=raw)
         except ApiError as error:
             raise CommandError(str(error)) from None
 
@@ -58,7 +58,8 @@ def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.cli import data, lifecycle  # noqa: F401  (each module adds its commands to the group)
+    # Each module adds its commands to the group.
+    from app.cli import batches, data, lifecycle, logs, predict, status  # noqa: F401
 
     try:
         cli.main(args=argv, prog_name="python -m app", standalone_mode=False)

@@ -15,6 +15,9 @@ from app.data.lake import DataLake
 from app.data.ledger import Ledger
 from app.data.normalize import normalize, split_holdout
 
+# A Redis set of the normalized batches waiting for a train step (the tasks keep it; /status
+# counts it).
+PENDING_TRAIN = "pipeline:pending-train"
 # Reasons listed per batch: a batch of garbage must not make a huge ledger entry.
 MAX_REASONS = 50
 
@@ -35,9 +38,44 @@ def generate_batch(lake: DataLake, ledger: Ledger, batch_id: str, size: int) -> 
 def receive_batch(lake: DataLake, ledger: Ledger, batch_id: str, records: pd.DataFrame,
                   source: str = "ingest", **fields) -> dict:
     """Put records that arrived from outside into the lake as batch ``batch_id``."""
-    lake.write("raw", batch_id, records)
-    ledger.open(batch_id, source, **fields)
-    return ledger.update(batch_id, rows=len(records))
+    return _arrive(lake, ledger, batch_id, lambda: lake.write("raw", batch_id, records),
+                   source, rows=len(records), **fields)
+
+
+def receive_records(lake: DataLake, ledger: Ledger, batch_id: str, records: list[dict],
+                    source: str = "ingest") -> dict:
+    """Records as a client sent them (dicts of JSON values) into the lake as ``batch_id``.
+
+    Values are kept exactly as sent (see :meth:`DataLake.write_records`); the checks come later,
+    in :func:`normalize_batch`, so a bad row is quarantined with its reason, never refused here.
+    A ``geracao_id`` sent with a record is dropped: the record's batch is this one.
+    """
+    records = [{name: value for name, value in record.items() if name != "geracao_id"}
+               for record in records]
+    return _arrive(lake, ledger, batch_id, lambda: lake.write_records("raw", batch_id, records),
+                   source, rows=len(records), raw_format="json")
+
+
+def _arrive(lake: DataLake, ledger: Ledger, batch_id: str, write_rows, source: str,
+            **fields) -> dict:
+    """Rows first, the ledger entry last: the batch exists once both are whole, or not at all.
+
+    A failure in between removes what was written, so nothing half-arrived is left behind;
+    rows left by a process killed in between belong to no ledger entry, so no step reads them.
+    """
+    try:
+        write_rows()
+        return ledger.open(batch_id, source, **fields)
+    except BaseException:
+        ledger.discard(batch_id)
+        lake.delete(batch_id)
+        raise
+
+
+def discard_batch(lake: DataLake, ledger: Ledger, batch_id: str) -> None:
+    """Undo an arrival whose next step could not be started: the batch is absent again."""
+    ledger.discard(batch_id)
+    lake.delete(batch_id)
 
 
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
@@ -51,7 +89,10 @@ def normalize_batch(lake: DataLake, ledger: Ledger, batch_id: str) -> dict:
     batch = ledger.get(batch_id)
     if batch["status"] != "received":
         return batch
-    result = normalize(lake.read("raw", batch_id), batch_id)
+    raw = (lake.read_records("raw", batch_id) if batch.get("raw_format") == "json"
+           else lake.read("raw", batch_id))
+    # An ingested record may have no timestamp: it gets the time its batch arrived.
+    result = normalize(raw, batch_id, received_at=batch["created_at"])
     train, holdout = split_holdout(result.clean, batch_id)
     if len(result.quarantine):
         lake.write("quarantine", batch_id, result.quarantine)
@@ -59,7 +100,8 @@ def normalize_batch(lake: DataLake, ledger: Ledger, batch_id: str) -> dict:
     lake.write("normalized", batch_id, train)
     reasons = reason_counts(result.quarantine)
     fields = {"rows": len(result.clean) + len(result.quarantine), "clean": len(result.clean),
-              "quarantined": len(result.quarantine), "holdout": len(holdout), "reasons": reasons}
+              "quarantined": len(result.quarantine), "holdout": len(holdout), "reasons": reasons,
+              "unknown_fields": result.unknown_fields}
     if result.clean.empty:
         top = "; ".join(f"{reason} ({count})" for reason, count in list(reasons.items())[:3])
         return ledger.update(batch_id, status="empty", **fields,

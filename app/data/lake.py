@@ -9,6 +9,7 @@ to the next task always names a complete file.
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pandas as pd
@@ -52,6 +53,23 @@ class DataLake:
 
     def write(self, stage: str, batch_id: str, frame: pd.DataFrame) -> None:
         self.storage.write_bytes(self.key(stage, batch_id), to_parquet(frame))
+
+    def write_records(self, stage: str, batch_id: str, records: list[dict]) -> None:
+        """Records as they arrived (any JSON values), each value kept as its JSON text.
+
+        A column may mix types (``35``, ``"35"``, ``null``, an object): Parquet cannot hold
+        that, and converting would hide what was sent. :meth:`read_records` gives them back.
+        """
+        fields = dict.fromkeys(name for record in records for name in record)
+        self.write(stage, batch_id, pd.DataFrame(
+            {name: [json.dumps(record[name], ensure_ascii=False) if name in record else None
+                    for record in records] for name in fields}, dtype=object))
+
+    def read_records(self, stage: str, batch_id: str) -> pd.DataFrame:
+        """What :meth:`write_records` wrote: one object column per field (absent = None)."""
+        return self.read(stage, batch_id).astype(object).apply(
+            lambda column: column.map(lambda text: None if text is None else json.loads(text),
+                                      na_action="ignore")).astype(object)
 
     def read(self, stage: str, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A stage of a batch; ``columns`` reads only those (ten times faster for a train

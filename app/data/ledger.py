@@ -21,6 +21,7 @@ A batch's ``status`` is one of:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -34,6 +35,14 @@ FINAL = frozenset({"trained", "refused", "empty", "failed", "forgotten"})
 SOURCES = ("generator", "ingest")
 # Recovery looks this far back: older batches that never finished were reported long ago.
 STALLED_SCAN = 200
+# Counted in Ledger.totals(): rows that arrived, rows kept, rows quarantined.
+COUNTED = ("rows", "clean", "quarantined")
+# A claim in the order journal whose batch document is not there yet is waited for this long
+# (the arrival may be under way); after that it was an arrival undone, and is passed over.
+CLAIM_GRACE = 300.0
+
+
+TOTALS_KEY = "ledger/totals.json"
 
 
 class UnknownBatch(LookupError):
@@ -87,6 +96,51 @@ class Ledger:
         """How many batches arrived (claims of a twin included: an upper bound, read in O(1))."""
         return self.order.head()
 
+    def totals(self) -> dict:
+        """``{"batches", "rows", "clean", "quarantined", "last_batch_at"}`` over every batch.
+
+        Read incrementally: ``ledger/totals.json`` holds the sums of the batches whose counts
+        are settled (normalized or beyond) up to a ``seq``, and the numbers of those that were
+        not yet; a call reads only those and the batches that arrived since, and moves the
+        checkpoint on. Each checkpoint is a function of the ledger alone, so two processes
+        writing theirs at once cannot count a batch twice (the older one only costs a re-read).
+        """
+        try:
+            saved = self.storage.read_json(TOTALS_KEY)
+        except FileNotFoundError:
+            saved = {"upto": 0, "open": {}, "sums": dict.fromkeys(("batches", *COUNTED), 0),
+                     "last_batch_at": None}
+        sums, last_at = dict(saved["sums"]), saved["last_batch_at"]
+        head = self.order.head()
+        still_open: dict[str, float] = {}
+        live = dict.fromkeys(("batches", *COUNTED), 0)
+        candidates = {**saved["open"], **{str(seq): time.time()
+                                          for seq in range(saved["upto"] + 1, head + 1)}}
+        for key, first_seen in candidates.items():
+            seq = int(key)
+            try:
+                batch = self.find(self.order.get(seq)["batch_id"])
+            except FileNotFoundError:
+                batch = None
+            if batch is None or batch["seq"] != seq:
+                if batch is None and time.time() - first_seen < CLAIM_GRACE:
+                    still_open[key] = first_seen
+                continue
+            last_at = max(last_at or batch["created_at"], batch["created_at"])
+            if batch["status"] == "received":
+                still_open[key] = first_seen
+                target = live
+            else:
+                target = sums
+            target["batches"] += 1
+            for name in COUNTED:
+                target[name] += batch.get(name) or 0
+        checkpoint = {"upto": max(head, saved["upto"]), "open": still_open, "sums": sums,
+                      "last_batch_at": last_at}
+        if checkpoint != saved:
+            self.storage.write_json(TOTALS_KEY, checkpoint)
+        return {**{name: sums[name] + live[name] for name in sums}, "last_batch_at": last_at}
+
     def read_stats(self, batch_id: str) -> bytes:
         return self.storage.read_bytes(self.stats_key(batch_id))
 
@@ -128,6 +182,10 @@ class Ledger:
         batch.update(fields, updated_at=now())
         self.storage.write_json(self.key(batch_id), batch)
         return batch
+
+    def discard(self, batch_id: str) -> None:
+        """Remove a batch that never completed its arrival (its order claim stays, unused)."""
+        self.storage.delete(self.key(batch_id))
 
     def write_stats(self, batch_id: str, data: bytes) -> None:
         self.storage.write_bytes(self.stats_key(batch_id), data)

@@ -1,4 +1,5 @@
-"""Check a raw batch and split it into clean rows and quarantined rows with reasons.
+"""Check a raw batch against the row schema (:mod:`app.data.schema`) and split it into clean
+rows and quarantined rows with reasons.
 
 Every input row ends up in exactly one of the two outputs: nothing is dropped silently.
 """
@@ -6,16 +7,14 @@ Every input row ends up in exactly one of the two outputs: nothing is dropped si
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from app.data.generator import AGE_MAX, AGE_MIN, FIELDS, seed_for
+from app.data import schema
+from app.data.generator import FIELDS, seed_for
 
-# Above this a monthly salary is a typo or a unit error, not a salary.
-SALARIO_MAX = 1_000_000.0
-TEXT_FIELDS = ("nome", "cidade", "cargo")
 _LOWERCASE_PARTICLES = {"de", "da", "do", "das", "dos", "e", "d'"}
 _SPACES = re.compile(r"\s+")
 
@@ -53,31 +52,19 @@ def tidy_categories(values) -> np.ndarray:
 class Normalized:
     clean: pd.DataFrame
     quarantine: pd.DataFrame
+    unknown_fields: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
         return {"clean": len(self.clean), "quarantined": len(self.quarantine)}
 
 
-class _Reasons:
-    """Collects, per row, every reason that row fails."""
+def normalize(raw: pd.DataFrame, batch_id: str | None = None,
+              received_at: str | None = None) -> Normalized:
+    """Check rows against the schema, tidy categories; reasons for every rejected row.
 
-    def __init__(self, index: pd.Index):
-        self.reasons = pd.Series([[] for _ in range(len(index))], index=index, dtype=object)
-
-    def add(self, failing: pd.Series, reason: str) -> None:
-        for row in failing.index[failing.to_numpy(dtype=bool)]:
-            self.reasons[row].append(reason)
-
-    def failing(self) -> pd.Series:
-        return self.reasons.map(bool)
-
-    def text(self) -> pd.Series:
-        return self.reasons.map("; ".join)
-
-
-def normalize(raw: pd.DataFrame, batch_id: str | None = None) -> Normalized:
-    """Type, range and duplicate checks; tidy categories; reasons for every rejected row.
+    ``received_at`` stands in for a missing ``timestamp`` (an ingested record need not have
+    one); ``geracao_id`` defaults to ``batch_id``.
 
     >>> raw = pd.DataFrame({"nome": ["Ana", "Bia"], "idade": [30, 7], "salario": [3000.0, 1.0],
     ...     "cidade": [" são  paulo", "Recife"], "cargo": ["professor", "Vendedor"],
@@ -89,68 +76,43 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None) -> Normalized:
     ['idade out of range 18-70']
     """
     raw = raw.reset_index(drop=True)
-    reasons = _Reasons(raw.index)
+    verdict = schema.check(raw, batch_id)
+    reasons = verdict.reasons
+    present = raw.drop(columns=verdict.unknown_fields)
+    for name in FIELDS:
+        if name not in present:
+            present[name] = None
+
     clean = pd.DataFrame(index=raw.index)
-
-    for field in FIELDS:
-        if field not in raw.columns:
-            reasons.add(pd.Series(True, index=raw.index), f"missing column {field}")
-            raw[field] = None
-        reasons.add(raw[field].isna(), f"missing {field}")
-
-    for field in TEXT_FIELDS + ("geracao_id",):
-        column = raw[field]
-        is_text = column.map(lambda value: isinstance(value, str)).astype(bool)
-        reasons.add(column.notna() & ~is_text, f"{field} is not text")
-        text = column.where(is_text, "").astype(str)
-        clean[field] = text if field == "geracao_id" else pd.Series(tidy_categories(text),
-                                                                   index=raw.index)
-        reasons.add(is_text & (clean[field].str.len() == 0), f"{field} is blank")
-
-    idade = _numbers(raw["idade"])
-    reasons.add(raw["idade"].notna() & idade.isna(), "idade is not a number")
-    reasons.add(idade.notna() & (idade != np.floor(idade)), "idade is not a whole number")
-    reasons.add(idade.notna() & ~idade.between(AGE_MIN, AGE_MAX),
-                f"idade out of range {AGE_MIN}-{AGE_MAX}")
-    clean["idade"] = idade.fillna(0).astype("int64")
-
-    salario = _numbers(raw["salario"])
-    reasons.add(raw["salario"].notna() & salario.isna(), "salario is not a number")
-    reasons.add(salario.notna() & ~((salario > 0) & (salario <= SALARIO_MAX)),
-                f"salario out of range (0, {SALARIO_MAX:,.0f}]")
-    clean["salario"] = salario.astype("float64")
-
-    timestamp = pd.to_datetime(raw["timestamp"], errors="coerce", utc=True, format="ISO8601")
-    reasons.add(raw["timestamp"].notna() & timestamp.isna(), "timestamp is not ISO 8601")
+    for name in schema.TEXT_FIELDS:
+        text = schema.trimmed(present[name])
+        clean[name] = text if name == "nome" else pd.Series(tidy_categories(text), index=raw.index)
+    clean["nome"] = clean["nome"].where(schema.is_text(present["nome"]))
+    clean["idade"] = schema.as_numbers(present["idade"]).fillna(0).astype("int64")
+    clean["salario"] = schema.as_numbers(present["salario"])
+    timestamp = schema.as_timestamps(present["timestamp"])
+    if received_at is not None:
+        timestamp = timestamp.where(present["timestamp"].notna(), pd.Timestamp(received_at))
     clean["timestamp"] = timestamp.astype("datetime64[ms, UTC]")
-
-    if batch_id is not None:
-        reasons.add(raw["geracao_id"].notna() & (clean["geracao_id"] != batch_id),
-                    f"geracao_id is not this batch ({batch_id})")
+    clean["geracao_id"] = present["geracao_id"].where(present["geracao_id"].notna(),
+                                                      batch_id).astype(object)
 
     # Only rows that are otherwise valid can be duplicates of a kept row.
-    valid = ~reasons.failing()
+    failing = pd.Series([bool(r) for r in reasons], index=raw.index, dtype=bool)
+    valid = ~failing
     duplicated = valid & clean[valid].duplicated(subset=list(FIELDS), keep="first").reindex(
         clean.index, fill_value=False)
-    reasons.add(duplicated, "duplicate of an earlier row")
+    for row in np.flatnonzero(duplicated.to_numpy()):
+        reasons[row].append("duplicate of an earlier row")
+    failing |= duplicated
 
-    failing = reasons.failing()
-    quarantine = raw.loc[failing, list(FIELDS)].astype(str).where(raw.loc[failing, list(FIELDS)].notna())
+    original = present.loc[failing, list(FIELDS)]
+    quarantine = original.astype(str).where(original.notna())
     quarantine.insert(0, "row", raw.index[failing])
-    quarantine["reason"] = reasons.text()[failing]
+    quarantine["reason"] = ["; ".join(reasons[row]) for row in np.flatnonzero(failing.to_numpy())]
     kept = clean.loc[~failing, list(FIELDS)].reset_index(drop=True)
-    return Normalized(clean=kept, quarantine=quarantine.reset_index(drop=True))
-
-
-def _numbers(column: pd.Series) -> pd.Series:
-    """Numbers as float; anything else (text, booleans, infinities) as NaN."""
-    def as_number(value):
-        if isinstance(value, (bool, np.bool_)):
-            return np.nan
-        return value
-    numeric = pd.to_numeric(column.map(as_number) if column.dtype == object else column,
-                            errors="coerce").astype("float64")
-    return numeric.where(np.isfinite(numeric))
+    return Normalized(clean=kept, quarantine=quarantine.reset_index(drop=True),
+                      unknown_fields=verdict.unknown_fields)
 
 
 # The promotion gate scores new versions on rows no version learnt: one in twenty clean rows.

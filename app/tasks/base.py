@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from functools import cached_property
 
 import redis
 from celery import Task
+from celery.exceptions import Retry
 from loguru import logger
 
 from app import settings
+from app.data.batches import PENDING_TRAIN
 from app.data.ledger import FINAL
 from app.lifecycle.home import Home
 from app.lifecycle.learning import Learner
@@ -21,7 +24,7 @@ TRAIN_LOCK = "pipeline:train-lock"
 TRAIN_LOCK_TIMEOUT = 30
 TRAIN_LOCK_WAIT = 30
 # Normalized batches waiting for training; a train step takes all of them at once.
-PENDING = "pipeline:pending-train"
+PENDING = PENDING_TRAIN
 
 # The delivery policy. A task whose process dies under it (SIGKILL, the OOM killer, a crash in
 # native code) is delivered again at once (acks_late + reject_on_worker_lost); a task that
@@ -120,7 +123,7 @@ class PipelineTask(Task):
     def __call__(self, *args, **kwargs):
         task_id = self.request.id
         if task_id is None:  # called in-process, not delivered by a worker
-            return super().__call__(*args, **kwargs)
+            return self._run_logged(args, kwargs)
         with logger.contextualize(task_id=task_id):
             try:
                 deliveries = self.count_delivery()
@@ -137,10 +140,40 @@ class PipelineTask(Task):
                 if batch_id is not None:
                     self.fail_batch(batch_id, reason)
                 self.redis.delete(DELIVERIES + task_id)
+                self._log_end("failure", time.perf_counter(), batch_id, None, reason)
                 raise Poisoned(reason)
             self.request.deliveries = deliveries
             try:
-                return super().__call__(*args, **kwargs)
+                return self._run_logged(args, kwargs)
             finally:
                 with contextlib.suppress(redis.RedisError):
                     self.redis.delete(DELIVERIES + task_id)
+
+    def _run_logged(self, args: tuple, kwargs: dict):
+        """Run the task, then log one line saying how it ended (what ``app logs`` reads)."""
+        started = time.perf_counter()
+        batch_id = self.batch_of(args, kwargs)
+        try:
+            result = super().__call__(*args, **kwargs)
+        except Retry:
+            self._log_end("retry", started, batch_id, None, "retried")
+            raise
+        except Exception as error:
+            self._log_end("failure", started, batch_id, None, f"{type(error).__name__}: {error}")
+            raise
+        version = result if isinstance(result, int) and not isinstance(result, bool) else (
+            result.get("version", result.get("model_version")) if isinstance(result, dict)
+            else None)
+        self._log_end("success", started, batch_id, version, None)
+        return result
+
+    def _log_end(self, outcome: str, started: float, batch_id, version, error) -> None:
+        duration = time.perf_counter() - started
+        line = logger.bind(task=self.name, outcome=outcome, duration=round(duration, 4),
+                           version=version, **({"batch_id": batch_id} if batch_id else {}))
+        text = (f"task {self.name} ended: outcome={outcome} batch={batch_id or '-'} "
+                f"version={version if version is not None else '-'} duration={duration:.3f}s")
+        if error:
+            (line.error if outcome == "failure" else line.warning)("{} error={}", text, error)
+        else:
+            line.info("{}", text)

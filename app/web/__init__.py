@@ -2,7 +2,8 @@
 
 Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /health``
 (health.py), ``GET /models`` (models.py), ``POST /evaluate`` and ``GET /tasks/<id>``
-(tasks.py), ``GET``/``PUT /serving``, ``POST /serving/rollback`` and ``GET /audit``
+(tasks.py), ``POST /ingest``, ``GET /batches[/<id>]`` and ``POST /batches/<id>/forget``
+(batches.py), ``GET /status`` (status.py), ``GET``/``PUT /serving``, ``POST /serving/rollback`` and ``GET /audit``
 (control.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
 ``GET /metrics`` (metrics.py, which also counts every request). The model is held by
 serving.py and loaded on the first request, never at import.
@@ -16,8 +17,8 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import (control, errors, health, metrics, models, openapi, predict, schemas,
-                     serving, tasks)
+from app.web import (batches, control, errors, health, metrics, models, openapi, predict,
+                     schemas, serving, status, tasks)
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -71,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     serving.init_app(app)
     metrics.init_app(app)
-    for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, openapi.bp):
+    for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, batches.bp,
+                      status.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

@@ -32,10 +32,10 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import Required, TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
 from app.data.generator import AGE_MAX, AGE_MIN
+from app.data.schema import MAX_TEXT, SALARIO_MAX
 from app.lifecycle.audit import ACTIONS
 from app.models.evaluation import MAX_N
 
-MAX_TEXT = 100
 # An operator's reason goes into the audit trail: room for a sentence and a ticket link.
 MAX_REASON = 1000
 # Errors listed in one answer: a batch of 10,000 bad records must not make a huge answer.
@@ -44,6 +44,15 @@ EVALUATE_N_MIN, EVALUATE_N_MAX = 2, MAX_N
 VERSION_MAX = 2**31
 MODELS_MAX_LIMIT = 1000
 AUDIT_LIMIT, AUDIT_MAX_LIMIT = 50, 1000
+
+
+# The most records one /ingest takes (the app's MAX_RECORDS, 10,000 by default, decides).
+MAX_INGEST = 10_000
+BATCHES_LIMIT, BATCHES_MAX_LIMIT = 100, 1000
+
+
+class TooManyRecords(ValueError):
+    """More records than one request may carry (a 413)."""
 
 
 class InvalidInput(ValueError):
@@ -186,6 +195,36 @@ class RollbackParams(TypedDict, total=False):
     reason: Required[Reason]
 
 
+class LabelledRecord(TypedDict, total=False):
+    """A record to learn from. Described here; checked by the row schema (app.data.schema)
+    when its batch is normalized, so a record that breaks a rule is quarantined with the
+    reason, not refused. Other fields are reported on the batch and not kept."""
+
+    idade: Required[Annotated[int, Field(ge=AGE_MIN, le=AGE_MAX)]]
+    salario: Required[Annotated[float, Field(gt=0, le=SALARIO_MAX)]]
+    cidade: Required[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]]
+    cargo: Required[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]]
+    nome: Annotated[str, Field(max_length=MAX_TEXT)]
+    timestamp: Annotated[str, Field(description="ISO 8601; the batch's arrival time if absent")]
+
+
+class IngestBody(TypedDict):
+    """``POST /ingest``: more records than ``MAX_RECORDS`` is a 413."""
+
+    records: Annotated[list[LabelledRecord], Field(min_length=1, max_length=MAX_INGEST)]
+
+
+class BatchesQuery(TypedDict, total=False):
+    """``GET /batches?limit=N&before=SEQ``: ``before`` pages on from a batch's ``seq``."""
+
+    limit: Annotated[int, Field(ge=1, le=BATCHES_MAX_LIMIT)]
+    before: Annotated[int, Field(ge=1)]
+
+
+class ForgetBody(TypedDict):
+    reason: Reason
+
+
 class AuditQuery(TypedDict, total=False):
     """``GET /audit?limit=N&before=ID&action=A`` (checked by app.web.control)."""
 
@@ -300,6 +339,60 @@ def evaluate_params(body: bytes) -> dict:
     if not body or body.isspace():
         return {}
     return _validate(_EVALUATE, parse_json(body), "evaluate")
+
+
+def ingest_records(body: bytes, max_records: int) -> list[dict]:
+    """The records of a ``/ingest`` body, ``{"records": [{...}, ...]}``, 1 to ``max_records``.
+
+    Only the shape is checked here: a list of JSON objects. What each record holds is checked by
+    the row schema when the batch is normalized, so a bad row is quarantined with its reason
+    instead of refusing the whole request.
+    """
+    data = parse_json(body)
+    if not isinstance(data, dict) or "records" not in data:
+        raise InvalidInput('the body must be a JSON object {"records": [...]}, got '
+                           f"{_kind(data) if not isinstance(data, dict) else 'no records'}")
+    extra = sorted(set(data) - {"records"})
+    if extra:
+        raise InvalidInput(f'{extra[0]}: is not a known field (a batch is {{"records": [...]}} '
+                           "and nothing else)", [{"field": extra[0], "message": "is not a known field"}])
+    records = data["records"]
+    if not isinstance(records, list):
+        raise InvalidInput(f"records: must be a list of records, got {_kind(records)}",
+                           [{"field": "records", "message": "must be a list"}])
+    if not records:
+        raise InvalidInput("records: must hold at least one record",
+                           [{"field": "records", "message": "must hold at least one record"}])
+    if len(records) > max_records:
+        raise TooManyRecords(f"records: at most {max_records:,} records are accepted per "
+                             f"request, got {len(records):,}")
+    wrong = [index for index, record in enumerate(records) if not isinstance(record, dict)]
+    if wrong:
+        errors = [{"field": f"records[{index}]",
+                   "message": f"must be a JSON object, got {_kind(records[index])}"}
+                  for index in wrong[:MAX_LISTED_ERRORS]]
+        message = f"{errors[0]['field']}: {errors[0]['message']}"
+        if len(wrong) > 1:
+            message += f" (and {len(wrong) - 1:,} more problem{'s' if len(wrong) > 2 else ''})"
+        raise InvalidInput(message, errors)
+    return records
+
+
+def reason_param(body: bytes) -> str:
+    """The ``reason`` of a body ``{"reason": "..."}``: text, not blank, trimmed."""
+    data = parse_json(body)
+    reason = data.get("reason") if isinstance(data, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput('reason: is required: say why, in {"reason": "..."}',
+                           [{"field": "reason", "message": "is required"}])
+    if len(reason.strip()) > MAX_REASON:
+        raise InvalidInput(f"reason: must be at most {MAX_REASON:,} characters long",
+                           [{"field": "reason", "message": "is too long"}])
+    extra = sorted(set(data) - {"reason"})
+    if extra:
+        raise InvalidInput(f"{extra[0]}: is not a known field (the body has only reason)",
+                           [{"field": extra[0], "message": "is not a known field"}])
+    return reason.strip()
 
 
 def _object(body: bytes, what: str) -> dict:

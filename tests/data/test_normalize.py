@@ -22,22 +22,30 @@ def test_clean_batch_passes_whole_with_proper_types():
     assert str(result.clean["timestamp"].dtype) == "datetime64[ms, UTC]"
 
 
+# One case per check of the schema (app/data/schema.py), with the exact reason it gives.
 @pytest.mark.parametrize("field, value, reason", [
     ("idade", 17, "idade out of range 18-70"),
     ("idade", 71, "idade out of range 18-70"),
     ("idade", 30.5, "idade is not a whole number"),
     ("idade", "trinta", "idade is not a number"),
+    ("idade", "35", "idade is not a number"),
     ("idade", True, "idade is not a number"),
     ("idade", None, "missing idade"),
-    ("salario", -10.0, "salario out of range"),
-    ("salario", float("inf"), "salario is not a number"),
+    ("salario", -10.0, "salario out of range (0, 1,000,000]"),
+    ("salario", 0.0, "salario out of range (0, 1,000,000]"),
+    ("salario", 5e7, "salario out of range (0, 1,000,000]"),
+    ("salario", float("inf"), "salario is not a finite number"),
+    ("salario", "mil", "salario is not a finite number"),
     ("salario", float("nan"), "missing salario"),
-    ("salario", 5e7, "salario out of range"),
     ("cidade", "   ", "cidade is blank"),
+    ("cidade", None, "missing cidade"),
+    ("cidade", "x" * 101, "cidade longer than 100 characters"),
     ("cargo", 12, "cargo is not text"),
-    ("nome", None, "missing nome"),
+    ("cargo", {"a": 1}, "cargo is not text"),
+    ("nome", 7, "nome is not text"),
+    ("nome", "y" * 101, "nome longer than 100 characters"),
     ("timestamp", "yesterday", "timestamp is not ISO 8601"),
-    ("geracao_id", "other-batch", "geracao_id is not this batch"),
+    ("geracao_id", "other-batch", "geracao_id is not this batch (b)"),
 ])
 def test_bad_value_is_quarantined_with_its_reason(field, value, reason):
     raw = raw_batch()
@@ -46,7 +54,42 @@ def test_bad_value_is_quarantined_with_its_reason(field, value, reason):
     assert result.counts == {"clean": 49, "quarantined": 1}
     [row] = result.quarantine.to_dict("records")
     assert row["row"] == 3
-    assert reason in row["reason"]
+    assert row["reason"] == reason
+
+
+def test_text_is_trimmed_and_its_length_counted_once_trimmed():
+    raw = raw_batch(3)
+    raw.at[0, "cidade"] = "  " + "x" * 100 + "  "
+    raw.at[1, "nome"] = "  Ana  Souza "
+    clean = normalize(raw, "b").clean
+    assert len(clean) == 3
+    assert clean.loc[0, "cidade"] == "X" + "x" * 99 and clean.loc[1, "nome"] == "Ana  Souza"
+
+
+def test_optional_fields_may_be_absent_or_null():
+    raw = raw_batch(4).drop(columns=["timestamp", "geracao_id"])
+    raw.at[0, "nome"] = None
+    result = normalize(raw, "b", received_at="2026-01-02T03:04:05+00:00")
+    assert result.counts == {"clean": 4, "quarantined": 0}
+    assert pd.isna(result.clean.loc[0, "nome"])
+    assert (result.clean["geracao_id"] == "b").all()
+    assert (result.clean["timestamp"] == pd.Timestamp("2026-01-02T03:04:05Z")).all()
+
+
+def test_unknown_fields_are_reported_not_kept_and_quarantine_nothing():
+    raw = raw_batch(5)
+    raw["bonus"] = 1
+    raw["departamento"] = "TI"
+    result = normalize(raw, "b")
+    assert result.counts == {"clean": 5, "quarantined": 0}
+    assert result.unknown_fields == ["bonus", "departamento"]
+    assert list(result.clean.columns) == list(FIELDS)
+
+
+def test_whole_floats_count_as_ages():
+    raw = raw_batch(2)
+    raw["idade"] = [35.0, 40]
+    assert normalize(raw, "b").clean["idade"].tolist() == [35, 40]
 
 
 def test_every_row_lands_in_exactly_one_output_with_all_its_reasons():
@@ -64,7 +107,7 @@ def test_every_row_lands_in_exactly_one_output_with_all_its_reasons():
 def test_missing_column_quarantines_every_row():
     result = normalize(raw_batch(5).drop(columns=["cargo"]), "b")
     assert result.counts == {"clean": 0, "quarantined": 5}
-    assert set(result.quarantine["reason"]) == {"missing column cargo; missing cargo"}
+    assert set(result.quarantine["reason"]) == {"missing column cargo"}
 
 
 def test_categories_are_tidied_with_accents_kept():

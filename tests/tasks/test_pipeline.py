@@ -121,3 +121,29 @@ def test_evaluate_scores_the_served_version_and_keeps_a_report(session_home):
 ])
 def test_evaluate_rejects_bad_arguments_readably(session_home, kwargs, message):
     assert message in failure_of(evaluate.apply_async(kwargs=kwargs))
+
+
+def test_each_task_logs_one_end_line_with_batch_version_duration_and_outcome(session_home):
+    from loguru import logger
+
+    records = []
+    sink = logger.add(lambda message: records.append(message.record), level="INFO")
+    try:
+        batch_id = generate_task.delay(batch_size=60).get(timeout=30)
+        version = trained_version(session_home, batch_id)
+        wait_for(lambda: any(r["extra"].get("task") == "pipeline.train"
+                             and r["extra"].get("batch_id") == batch_id for r in records),
+                 what="the train step's end line")
+        failure_of(normalize.delay("never-arrived"))
+    finally:
+        logger.remove(sink)
+    ends = {(r["extra"]["task"], r["extra"]["batch_id"]): r for r in records
+            if "outcome" in r["extra"]}
+    for name in ("pipeline.generate", "pipeline.normalize", "pipeline.train"):
+        end = ends[(name, batch_id)]
+        assert end["extra"]["outcome"] == "success" and end["extra"]["duration"] >= 0
+        assert f"task {name} ended: outcome=success batch={batch_id}" in end["message"]
+    assert ends[("pipeline.train", batch_id)]["extra"]["version"] == version
+    failed = ends[("pipeline.normalize", "never-arrived")]
+    assert failed["extra"]["outcome"] == "failure" and failed["level"].name == "ERROR"
+    assert "error=UnknownBatch: batch never-arrived is not in the ledger" in failed["message"]

@@ -1,0 +1,166 @@
+"""Commands on batches, through the running system: ``ingest``, ``batches``, ``forget``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+
+import click
+
+from app.cli import CommandError, Context, cli
+from app.cli.client import ApiError
+from app.cli.files import FileProblem, Progress, RecordFile
+
+MAX_BATCH = 10_000
+# The fields a labelled record must have; a file whose header lacks one is refused up front.
+LABELLED = ("idade", "salario", "cidade", "cargo")
+SETTLED_POLL = 0.25
+
+
+def _default_batch_size() -> int:
+    from app import settings
+
+    return min(settings.load().batch_size, MAX_BATCH)
+
+
+def describe(batch: dict) -> str:
+    """One line: the batch, its counts, and why rows were quarantined or it learnt nothing."""
+    line = (f"batch {batch['batch_id']}: {batch['rows']:,} rows, {batch['clean'] or 0:,} clean, "
+            f"{batch['quarantined'] or 0:,} quarantined")
+    reasons = batch.get("reasons") or {}
+    if reasons:
+        line += " (" + "; ".join(f"{reason}: {count:,}" for reason, count in
+                                 list(reasons.items())[:3]) + ")"
+    if batch.get("unknown_fields"):
+        line += f"; unknown fields ignored: {', '.join(batch['unknown_fields'])}"
+    if batch.get("status") in ("empty", "failed"):
+        line += f"; no version learnt it: {batch.get('failure')}"
+    return line
+
+
+class Settled:
+    """Batches sent and not yet reported: each is printed once the worker has checked it."""
+
+    def __init__(self, obj: Context):
+        self.obj = obj
+        self.waiting: deque[str] = deque()
+
+    def report(self, deadline: float | None) -> None:
+        """Print every checked batch at the head of the queue; with a deadline, wait for all."""
+        while self.waiting:
+            batch = self.obj.call("GET", f"/batches/{self.waiting[0]}")
+            if batch["status"] == "received":
+                if deadline is None:
+                    return
+                if time.monotonic() > deadline:
+                    for batch_id in self.waiting:
+                        click.echo(f"batch {batch_id}: sent, not checked yet (see "
+                                   f"`python -m app batches`)")
+                    self.waiting.clear()
+                    return
+                time.sleep(SETTLED_POLL)
+                continue
+            click.echo(describe(batch))
+            self.waiting.popleft()
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=None,
+              help="Records per batch (default: BATCH_SIZE, 1000).")
+@click.option("--wait", type=float, default=120.0, show_default=True,
+              help="Seconds to wait, at the end, for the last batches to be checked.")
+@click.pass_obj
+def ingest(obj: Context, file: str, batch_size: int | None, wait: float) -> None:
+    """Send labelled records from FILE (.csv, .parquet, .jsonl; - for CSV on stdin) as batches.
+
+    Each batch goes through normalize and train as a generated one does; rows that fail the
+    checks are quarantined, not refused. Prints each batch id with its clean and quarantined
+    counts. A failure midway leaves the batches sent before it whole, and none half-sent.
+    """
+    size = batch_size or _default_batch_size()
+    settled = Settled(obj)
+    sent: list[str] = []
+    rows = 0
+    with RecordFile(file, size, required=LABELLED) as records:
+        with Progress(records.length, "ingesting") as bar:
+            try:
+                for chunk in records.chunks():
+                    try:
+                        answer = obj.client.request("POST", "/ingest", raw=chunk.body())
+                    except ApiError as error:
+                        problem = _midway(file, chunk.first_row, sent, rows,
+                                          f"were not ingested: {error}")
+                        break
+                    sent.append(answer["batch_id"])
+                    settled.waiting.append(answer["batch_id"])
+                    rows += len(chunk.frame)
+                    bar.to(chunk.progress)
+                    settled.report(deadline=None)
+                else:
+                    problem = None
+            except (ValueError, UnicodeDecodeError) as error:  # a malformed row further on
+                problem = _midway(file, rows + 1, sent, rows,
+                                  f"could not be read: {str(error).strip()}")
+    # The batches sent are whole whatever happened next: say what became of each.
+    settled.report(deadline=time.monotonic() + wait)
+    if problem:
+        raise CommandError(problem)
+    if not sent:
+        raise FileProblem(f"{file}: the file holds no record")
+    click.echo(f"{rows:,} records sent in {len(sent):,} batch{'es' if len(sent) > 1 else ''}")
+
+
+def _midway(file: str, row: int, sent: list[str], rows: int, what: str) -> str:
+    done = (f"; the {len(sent):,} batch(es) before it ({rows:,} records, the last "
+            f"{sent[-1]}) were ingested whole" if sent else "; nothing was ingested")
+    return f"{file}: the records from row {row:,} on {what}{done}"
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
+@click.pass_obj
+def batches(obj: Context, limit: int, as_json: bool) -> None:
+    """List the newest batches: source, counts, status and the version that learnt each."""
+    answer = obj.call("GET", "/batches", query={"limit": limit})
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"{'batch':<34} {'source':<9} {'created_at':<29} {'status':<10} {'rows':>7} "
+               f"{'clean':>7} {'quar.':>6} {'version':>7}")
+    for batch in answer["batches"]:
+        click.echo(f"{batch['batch_id']:<34} {batch['source']:<9} {batch['created_at']:<29} "
+                   f"{batch['status']:<10} {_n(batch['rows']):>7} {_n(batch['clean']):>7} "
+                   f"{_n(batch['quarantined']):>6} {_n(batch['version']):>7}")
+    click.echo(f"{len(answer['batches'])} of {answer['total']:,} batches")
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+@cli.command()
+@click.argument("batch_id")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the version without the batch (0: do not wait).")
+@click.pass_obj
+def forget(obj: Context, batch_id: str, reason: str, wait: float) -> None:
+    """Remove BATCH_ID from the model (a new version exactly without it) and its rows."""
+    task_id = obj.call("POST", f"/batches/{batch_id}/forget", {"reason": reason})["task_id"]
+    click.echo(f"forgetting batch {batch_id}: task {task_id}")
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        task = obj.call("GET", f"/tasks/{task_id}")
+        if task["state"] == "SUCCESS":
+            version = task["result"]["version"]
+            click.echo(f"forgotten; version {version} is the model without it" if version else
+                       "forgotten; no version had learnt it")
+            return
+        if task["state"] == "FAILURE":
+            raise CommandError(f"forgetting batch {batch_id} failed: {task['result']}")
+        time.sleep(SETTLED_POLL)
+    if wait:
+        click.echo(f"still running after {wait:g} s: `python -m app batches` will show it")

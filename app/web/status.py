@@ -1,0 +1,69 @@
+"""``GET /status``: is data arriving, how much, and what the model and the queues are doing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import redis
+from flask import Blueprint, current_app
+
+from app import settings
+from app.data.batches import PENDING_TRAIN
+from app.web.openapi import documented
+from app.web.serving import get_home
+
+bp = Blueprint("status", __name__)
+
+# A batch is due every GENERATE_EVERY seconds; this many periods without one is a stall.
+STALE_PERIODS = 3
+
+
+def _redis() -> redis.Redis:
+    client = current_app.extensions.get("status_redis")
+    if client is None:
+        client = current_app.extensions["status_redis"] = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+    return client
+
+
+def queue_lengths() -> dict:
+    """Messages waiting in each Celery queue, and batches waiting to be trained; an ``error``
+    instead when Redis does not answer (the rest of the status still does)."""
+    names = [queue.name for queue in current_app.extensions["celery"].conf.task_queues or ()]
+    try:
+        with _redis().pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(name)
+            pipe.scard(PENDING_TRAIN)
+            *lengths, pending = pipe.execute()
+    except (redis.RedisError, OSError) as error:
+        return {"error": f"Redis does not answer: {type(error).__name__}"}
+    return {**dict(zip(names, lengths)), "pending_train": pending}
+
+
+@bp.get("/status")
+@documented(responses={200: "the pipeline's state"})
+def status():
+    """Batches and records so far, the newest batch's time and whether the stream is stale,
+    the newest and the served version, and the queues."""
+    home = get_home()
+    totals = home.ledger.totals()
+    every = settings.load().generate_every
+    last = totals["last_batch_at"]
+    age = None if last is None else (
+        datetime.now(timezone.utc) - datetime.fromisoformat(last)).total_seconds()
+    serving = home.serving.state()
+    return {
+        "last_batch_at": last,
+        "seconds_since_last_batch": None if age is None else round(age, 3),
+        "stale": age is None or age > STALE_PERIODS * every,
+        "stale_after_seconds": STALE_PERIODS * every,
+        "batches": totals["batches"],
+        "records": totals["rows"],
+        "clean": totals["clean"],
+        "quarantined": totals["quarantined"],
+        "newest_version": home.registry.latest_version(),
+        "serving_version": serving.version,
+        "serving_mode": serving.mode,
+        "queues": queue_lengths(),
+    }
