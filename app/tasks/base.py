@@ -113,6 +113,24 @@ class PipelineTask(Task):
             self.home.ledger.update(batch_id, status="failed", failure=reason)
         logger.error("batch {} failed: {}", batch_id, reason)
 
+    # A task whose failure dooms its batch (normalize: without clean rows nothing can train)
+    # sets this, so the batch is marked failed with the reason rather than left "received".
+    fails_its_batch = False
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        """Celery calls this once a task has failed for good (retries spent, or an error
+        that is not retried); the chain after it is not sent."""
+        if not self.fails_its_batch or isinstance(exc, Poisoned):  # Poisoned already did
+            return
+        batch_id = self.batch_of(args, kwargs)
+        if batch_id is None:
+            return
+        with logger.contextualize(task_id=task_id, batch_id=batch_id):
+            try:
+                self.fail_batch(batch_id, f"{self.name} failed: {type(exc).__name__}: {exc}")
+            except Exception as error:  # noqa: BLE001 - the recovery pass meets the batch again
+                logger.warning("could not mark batch {} failed: {}", batch_id, error)
+
     def count_delivery(self) -> int:
         """This start's number among the deliveries of the task id that did not return."""
         key = DELIVERIES + self.request.id

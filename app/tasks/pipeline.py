@@ -54,7 +54,7 @@ def generate(self, batch_size: int | None = None) -> str:
     return batch_id
 
 
-@shared_task(bind=True, base=PipelineTask, name="pipeline.normalize")
+@shared_task(bind=True, base=PipelineTask, name="pipeline.normalize", fails_its_batch=True)
 def normalize(self, batch_id: str) -> str:
     """Check a raw batch; clean rows go to ``normalized``, rejected ones to ``quarantine``."""
     check_batch_id(batch_id)
