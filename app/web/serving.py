@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from flask import Flask, current_app
@@ -32,7 +32,7 @@ from loguru import logger
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.lifecycle.home import Home
-from app.lifecycle.serving import ServingState
+from app.lifecycle.serving import ServingState, gate_passed
 from app.models.registry import LoadedModel
 from app.notices import Listener, Notifier
 
@@ -112,7 +112,30 @@ class ModelHolder:
 
     def _on_notice(self, notice: dict | None) -> None:
         """Load what the notice announces now, so no request waits for it."""
+        version = (notice or {}).get("event") == "version" and (notice or {}).get("version")
+        if isinstance(version, int) and self._take_published(version):
+            return
         self._refresh(force=True)
+
+    def _take_published(self, version: int) -> bool:
+        """In follow mode, serve a just-published ``version`` reading nothing but it.
+
+        Its metadata carries the gate's verdict, so the serving state need not be read again
+        (on object storage that is most of the requests a switch makes). The notice itself is
+        not trusted: only the version's own files decide. False when the long way must look.
+        """
+        with self._lock:
+            state, serving = self.state, self._serving
+            if (state is None or state.mode != "follow" or version in self.refused
+                    or (serving is not None and version <= serving.version)):
+                return False
+            loaded = self._load_checked(version)
+            if loaded is None:
+                return False
+            if gate_passed(loaded.metadata):
+                self._swap(loaded)
+                self.state = replace(state, version=version)
+            return True
 
     def require(self) -> Serving:
         """:meth:`current`, or a 503 for the client while there is nothing to serve."""
@@ -173,6 +196,14 @@ class ModelHolder:
                 return
 
     def _try_load(self, version: int) -> bool:
+        loaded = self._load_checked(version)
+        if loaded is None:
+            return False
+        self._swap(loaded)
+        return True
+
+    def _load_checked(self, version: int) -> LoadedModel | None:
+        """``version`` loaded and verified, or None after logging why it is refused."""
         try:
             loaded = self.registry.load(version)
             verify(loaded)
@@ -181,11 +212,14 @@ class ModelHolder:
             self.refused[version] = reason
             kept = f"version {self._serving.version} keeps serving" if self._serving else "nothing to serve"
             logger.error("refused model version {} ({}); {}", version, reason, kept)
-            return False
+            return None
+        return loaded
+
+    def _swap(self, loaded: LoadedModel) -> None:
+        version = loaded.version
         previous = self._serving.version if self._serving else None
         self._serving = Serving(loaded, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
         logger.info("serving model version {} (was {}) from {}", version, previous, self.home.url)
-        return True
 
     def status(self) -> dict:
         """What ``/health`` says about the model."""

@@ -43,6 +43,26 @@ def test_a_published_version_is_loaded_on_its_notice_before_any_request(
     assert client.post("/predict", json=PROBE).get_json()["model_version"] == second
 
 
+def test_a_notice_of_a_version_the_gate_refused_changes_nothing(
+        make_app, announcing, first_model, second_model):
+    """The notice names a version; that version's own metadata decides whether it is served."""
+    app = make_app(MODEL_NOTICES=True, MODEL_CHECK_INTERVAL=NO_POLLING)
+    holder = app.extensions["model_holder"]
+    first = publish(announcing, first_model, "b1")
+    app.test_client().post("/predict", json=PROBE)
+    wait_for(lambda: holder._listener.subscribed.is_set(), timeout=10, what="the subscription")
+    refused = first + 1
+    announcing.registry.publish(second_model, refused, batch_id="b2", batch_ids=["b2"], n_batch=1,
+                                gate={"passed": False, "reason": "worse than served"})
+    announcing.notify("version", refused)
+    time.sleep(0.5)  # the listener has had the notice; nothing else would make it look
+    assert holder._serving.version == first
+    third = publish(announcing, first_model, "b3")
+    wait_for(lambda: holder._serving.version == third, timeout=5, what="the next version")
+    assert refused not in holder.refused  # not broken: only not promoted
+    assert app.test_client().post("/predict", json=PROBE).get_json()["model_version"] == third
+
+
 def test_a_pin_is_announced_and_followed_at_once(make_app, announcing, first_model, second_model):
     app = make_app(MODEL_NOTICES=True, MODEL_CHECK_INTERVAL=NO_POLLING)
     holder = app.extensions["model_holder"]
