@@ -79,6 +79,7 @@ class Settings:
     services: tuple[str, ...] = SERVICES
     log_json: bool = False
     log_file: str | None = None
+    flower_port: int = 5555
 
     @property
     def local_home(self) -> Path | None:
@@ -112,6 +113,7 @@ def load() -> Settings:
         services=_services(os.environ.get("SERVICES")),
         log_json=_flag("LOG_JSON"),
         log_file=os.environ.get("LOG_FILE") or None,
+        flower_port=_positive_int("FLOWER_PORT", 5555),
     )
 
 

@@ -113,3 +113,27 @@ def promtool_check_metrics(text: str) -> None:
     checked = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                              capture_output=True, timeout=30)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def grow_history(home, batches: int = 32, size: int = 400, change: range = range(12, 20),
+                 bad_rows: int = 3) -> None:
+    """Train ``batches`` batches into ``home`` as the worker does, so there is a history to show.
+
+    In the batches numbered in ``change`` salaries are 60% higher (a change the drift detector
+    sees, then its end); every third batch has ``bad_rows`` rows that go to quarantine.
+    """
+    from app.data.batches import normalize_batch, receive_batch
+    from app.data.generator import generate
+    from app.lifecycle.learning import Learner
+
+    learner = Learner(home)
+    for number in range(1, batches + 1):
+        batch_id = f"history-{number:04d}"
+        records = generate(size, seed=number, batch_id=batch_id).astype({"idade": object})
+        if number in change:
+            records["salario"] = (records["salario"] * 1.6).round(2)
+        if number % 3 == 0:
+            records.loc[:bad_rows - 1, "idade"] = 150
+        receive_batch(home.lake, home.ledger, batch_id, records, source="generator")
+        normalize_batch(home.lake, home.ledger, batch_id)
+        learner.train([batch_id])

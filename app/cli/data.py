@@ -35,13 +35,14 @@ def sample(n: int, seed: int | None) -> None:
         sys.stderr.close()
 
 
-def run_evaluation(version: int | None, n: int, wait: float) -> dict:
+def run_evaluation(version: int | None, n: int, wait: float,
+                   baseline_version: int | None = None) -> dict:
     """Run ``pipeline.evaluate`` on a worker, or here when no worker answers."""
     from app.redis_server import answers
     from app.tasks.pipeline import evaluate as evaluate_task
     from worker import app as celery_app
 
-    kwargs = {"version": version, "n": n}
+    kwargs = {"version": version, "n": n, "baseline_version": baseline_version}
     broker = celery_app.conf.broker_url
     if not answers(broker):
         click.echo(f"Redis at {broker} does not answer; evaluating in this process.", err=True)
@@ -56,16 +57,23 @@ def run_evaluation(version: int | None, n: int, wait: float) -> dict:
 @click.option("--version", type=click.IntRange(1), help="Model version (default: the served one).")
 @click.option("--n", type=click.IntRange(2, 1_000_000), default=5000, show_default=True,
               help="Fresh records to score on.")
+@click.option("--baseline", type=click.IntRange(1),
+              help="Also score this version on the same records, side by side in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.option("--wait", type=float, default=300.0, show_default=True,
               help="Seconds to wait for a worker's answer.")
-def evaluate(version: int | None, n: int, as_json: bool, wait: float) -> None:
+def evaluate(version: int | None, n: int, baseline: int | None, as_json: bool,
+             wait: float) -> None:
     """Score a model version on fresh records and print the report."""
     from app import logs, settings
 
     logs.configure(level="WARNING", debug=settings.load().debug)
     try:
-        result = run_evaluation(version, n, wait)
+        result = run_evaluation(version, n, wait, baseline)
     except Exception as error:  # every failure reaches the user as one readable line
         raise CommandError(str(error)) from None
-    click.echo(json.dumps(result, indent=2) if as_json else result["report"])
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(result["report"])
+        click.echo(f"HTML report, with plots: {result['report_url']} on the web app")

@@ -5,24 +5,33 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 
 from app.data.generator import expected_salary, generate, optimum_r2
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel
-from app.storage import Storage
 
 MAX_N = 1_000_000
 
 
-def evaluate(loaded: LoadedModel, n: int = 5000, seed: int | None = None) -> dict:
+def fresh_records(n: int, seed: int | None = None) -> pd.DataFrame:
+    """``n`` records never seen by any model, drawn as the generator draws them."""
+    if not 2 <= n <= MAX_N:
+        raise ValueError(f"n must be between 2 and {MAX_N:,}, got {n}")
+    return generate(n, seed=seed, batch_id="evaluation")
+
+
+def evaluate(loaded: LoadedModel, n: int = 5000, seed: int | None = None,
+             records: pd.DataFrame | None = None) -> dict:
     """MSE, RMSE, MAE and R² of ``loaded`` on ``n`` new records, against two references.
 
     The baseline always predicts the training mean (what a model that learnt nothing does);
-    the ground truth is the best any model can do on the same records.
+    the ground truth is the best any model can do on the same records. ``records``: score on
+    these instead (to compare two versions on the very same rows).
     """
-    if not 2 <= n <= MAX_N:
-        raise ValueError(f"n must be between 2 and {MAX_N:,}, got {n}")
-    records = generate(n, seed=seed, batch_id="evaluation")
+    if records is None:
+        records = fresh_records(n, seed)
+    n = len(records)
     truth = records["salario"].to_numpy()
     model = loaded.model
     scores = regression_metrics(truth, model.predict(records))
@@ -69,12 +78,3 @@ def report(result: dict) -> str:
         f"mean salary and R$ {result['ground_truth']['mae']:,.2f} for the true function. "
         f"Verdict: {verdict}."
     )
-
-
-def save_report(storage: Storage, result: dict) -> str:
-    """Keep the evaluation as JSON under ``reports/``; the newest is also ``latest.json``."""
-    stamp = result["evaluated_at"].replace(":", "").replace("-", "").replace(".", "").replace("+", "")
-    key = f"reports/evaluation-v{result['model_version']:06d}-{stamp}.json"
-    storage.write_json(key, result)
-    storage.write_json("reports/latest.json", result)
-    return key

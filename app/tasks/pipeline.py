@@ -9,9 +9,10 @@ from loguru import logger
 from app.data import generator
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
-from app.models.evaluation import MAX_N, evaluate as evaluate_model, save_report
+from app.models.evaluation import MAX_N
 from app.data.ledger import stalled
 from app.observe.metrics import Tally, count_normalized, count_trained
+from app.observe.report import evaluate_and_report
 from app.tasks.base import PENDING, PipelineTask
 
 MAX_BATCH_SIZE = 1_000_000
@@ -146,16 +147,19 @@ def forget(self, batch_id: str, reason: str, by: str = "operator") -> dict:
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.evaluate")
-def evaluate(self, version: int | None = None, n: int = 5000) -> dict:
-    """Score a model version (the served one by default) on ``n`` fresh records."""
+def evaluate(self, version: int | None = None, n: int = 5000,
+             baseline_version: int | None = None) -> dict:
+    """Score a model version (the served one by default) on ``n`` fresh records, with an HTML
+    report; ``baseline_version``: score that one on the same records, side by side."""
     if version is not None:
         whole_number("version", version, 1, 2**31)
+    if baseline_version is not None:
+        whole_number("baseline_version", baseline_version, 1, 2**31)
     whole_number("n", n, 2, MAX_N)
     home = self.home
     if version is None:
         version = home.serving.state().version or home.registry.latest_version()
-    loaded = home.registry.load(version)
-    result = evaluate_model(loaded, n)
-    key = save_report(home.storage, result)
-    logger.info("evaluated version {}: R² {:.4f}, report {}", loaded.version, result["r2"], key)
+    result = evaluate_and_report(home, version, n, baseline_version)
+    logger.info("evaluated version {}: R² {:.4f}, report {}", result["model_version"],
+                result["r2"], result["report_id"])
     return result

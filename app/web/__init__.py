@@ -5,8 +5,9 @@ Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /healt
 (tasks.py), ``POST /ingest``, ``GET /batches[/<id>]`` and ``POST /batches/<id>/forget``
 (batches.py), ``GET /status`` (status.py), ``GET``/``PUT /serving``, ``POST /serving/rollback`` and ``GET /audit``
 (control.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
-``GET /metrics`` (metrics.py, which also counts every request). The model is held by
-serving.py and loaded on the first request, never at import.
+``GET /metrics`` (metrics.py, which also counts every request), ``GET /`` (page.py, the model
+page), ``GET /reports/<id>`` (reports.py). The model is held by serving.py and loaded on the
+first request, never at import.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import (batches, control, errors, health, metrics, models, openapi, predict,
-                     schemas, serving, status, tasks)
+from app.web import (batches, control, errors, health, metrics, models, openapi, page, predict,
+                     reports, schemas, serving, status, tasks)
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -38,6 +39,9 @@ DEFAULTS = {
     "MODELS_MAX_LIMIT": schemas.MODELS_MAX_LIMIT,
     # None: from the API_TOKEN environment variable (see access.py).
     "API_TOKEN": None,
+    # The model page links to Flower: this URL, or the page's host on FLOWER_PORT when None.
+    "FLOWER_URL": None,
+    "FLOWER_PORT": None,
     # Tests turn this off to keep their own log sinks.
     "CONFIGURE_LOGGING": True,
     "LOG_LEVEL": "INFO",
@@ -59,6 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["PIPELINE_HOME"] = environment.pipeline_home
     if app.config["REDIS_URL"] is None:
         app.config["REDIS_URL"] = environment.redis_url
+    if app.config["FLOWER_PORT"] is None:
+        app.config["FLOWER_PORT"] = environment.flower_port
     if app.config["API_TOKEN"] is None:
         app.config["API_TOKEN"] = environment.api_token
     if app.config["CONFIGURE_LOGGING"]:
@@ -73,6 +79,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     serving.init_app(app)
     metrics.init_app(app)
     for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, batches.bp,
-                      status.bp, openapi.bp):
+                      status.bp, openapi.bp, page.bp, reports.bp):
         app.register_blueprint(blueprint)
     return app

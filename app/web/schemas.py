@@ -148,6 +148,8 @@ class EvaluateParams(TypedDict, total=False):
 
     version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
     n: Annotated[int, whole_number(EVALUATE_N_MIN, EVALUATE_N_MAX)]
+    # Scored on the same records, side by side in the report.
+    baseline_version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
 
 
 class ModelsQuery(TypedDict, total=False):

@@ -7,7 +7,7 @@ The views only send and read tasks by name through the Celery app bound in
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, current_app, request, url_for
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 
@@ -54,13 +54,16 @@ def evaluate():
     if newest is None:
         raise ServiceUnavailable("no model has been trained yet, so there is nothing to evaluate",
                                  retry_after=5)
-    version = params.get("version")
-    if version is not None:
-        try:
-            registry.metadata(version)
-        except VersionNotFound:
-            raise NotFound(f"model version {version} does not exist; the newest is {newest}") from None
-    kwargs = {"version": version, "n": params.get("n", DEFAULT_N)}
+    for field in ("version", "baseline_version"):
+        version = params.get(field)
+        if version is not None:
+            try:
+                registry.metadata(version)
+            except VersionNotFound:
+                raise NotFound(f"model version {version} does not exist; the newest is "
+                               f"{newest}") from None
+    kwargs = {"version": params.get("version"), "n": params.get("n", DEFAULT_N),
+              "baseline_version": params.get("baseline_version")}
     try:
         result = _celery().send_task("pipeline.evaluate", kwargs=kwargs)
     except _BROKER_DOWN as error:
@@ -94,4 +97,8 @@ def task(task_id: str):
     except _BROKER_DOWN as error:
         raise _unavailable(error) from None
     state = meta.get("status", "PENDING")
-    return {"task_id": task_id, "state": state, "result": _describe_result(state, meta.get("result"))}
+    result = _describe_result(state, meta.get("result"))
+    if isinstance(result, dict) and str(result.get("report_url", "")).startswith("/"):
+        # The worker knows the report's path, not where this app is reached from.
+        result = {**result, "report_url": request.host_url.rstrip("/") + result["report_url"]}
+    return {"task_id": task_id, "state": state, "result": result}

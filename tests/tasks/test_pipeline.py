@@ -112,12 +112,27 @@ def test_evaluate_scores_the_served_version_and_keeps_a_report(session_home):
     assert result["r2"] > result["baseline"]["r2"]
     assert f"version {result['model_version']}" in result["report"]
     assert session_home.storage.read_json("reports/latest.json")["evaluated_at"] == result["evaluated_at"]
+    assert result["report_url"] == f"/reports/{result['report_id']}"
+    page = session_home.storage.read_bytes(f"reports/{result['report_id']}.html").decode()
+    assert page.count("data:image/png;base64,") == 4
+
+
+def test_evaluate_with_a_baseline_scores_both_on_the_same_records(session_home):
+    first = trained_version(session_home, generate_task.delay(batch_size=300).get(timeout=30))
+    trained_version(session_home, generate_task.delay(batch_size=300).get(timeout=30))
+    result = evaluate.delay(n=800, baseline_version=first).get(timeout=60)
+    assert result["baseline_version"] == first
+    assert result["baseline_scores"]["n"] == result["n"] == 800
+    # The same records: the mean predictor's and the truth's scores are shared by both.
+    assert result["report_id"].startswith(f"evaluation-v{result['model_version']:06d}-vs-v{first:06d}")
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"version": 99999}, "model version 99999 does not exist"),
     ({"version": "1"}, "version must be a whole number"),
     ({"n": 1}, "n must be between 2 and 1,000,000"),
+    ({"baseline_version": 0}, "baseline_version must be between 1"),
+    ({"baseline_version": 99999}, "model version 99999 does not exist"),
 ])
 def test_evaluate_rejects_bad_arguments_readably(session_home, kwargs, message):
     assert message in failure_of(evaluate.apply_async(kwargs=kwargs))

@@ -48,6 +48,9 @@ def test_evaluate_answers_202_with_a_task_whose_result_scores_the_newest_model(h
     result = body["result"]
     assert {"model_version", "n", "mse", "rmse", "mae", "r2", "report"} <= set(result)
     assert result["n"] == 300 and result["model_version"] <= home_registry.latest_version()
+    # The worker names the report's path; the answer makes it a URL of this app.
+    assert result["report_url"] == f"http://localhost/reports/{result['report_id']}"
+    assert home_client.get(result["report_url"]).status_code == 200
 
 
 def test_evaluate_without_a_body_uses_the_defaults(home_client):
@@ -61,6 +64,23 @@ def test_evaluate_scores_the_version_asked_for(home_client, home_registry):
     response = home_client.post("/evaluate", json={"version": version, "n": 50})
     result = wait_for_end(home_client, response.get_json()["task_id"])["result"]
     assert result["model_version"] == version and result["n"] == 50
+
+
+def test_evaluate_against_a_baseline_version_compares_them_in_one_report(home_client,
+                                                                         home_registry):
+    newest = home_registry.latest_version()
+    response = home_client.post("/evaluate", json={"version": newest, "baseline_version": 1,
+                                                   "n": 60})
+    result = wait_for_end(home_client, response.get_json()["task_id"])["result"]
+    assert (result["model_version"], result["baseline_version"]) == (newest, 1)
+    page = home_client.get(result["report_url"]).get_data(as_text=True)
+    assert f"version {newest} against version 1" in page
+
+
+def test_evaluate_against_an_unknown_baseline_is_404(home_app, home_registry, monkeypatch):
+    monkeypatch.setattr(home_app.extensions["celery"], "send_task", must_not_send)
+    response = home_app.test_client().post("/evaluate", json={"baseline_version": 10**6})
+    assert response.status_code == 404
 
 
 def test_evaluate_of_an_unknown_version_is_404_and_sends_nothing(home_app, home_registry, monkeypatch):

@@ -1,0 +1,45 @@
+"""The learning curve: each version's prequential scores, drift and gate verdict, oldest first.
+
+One reading of the registry for the model page's chart (app/web/page.py) and the evaluation
+report's plot (app/observe/report.py), so the two always show the same curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Versions shown at most: the newest this many (older ones stay in /models).
+CURVE_VERSIONS = 300
+
+
+@dataclass(frozen=True)
+class Point:
+    version: int
+    created_at: str
+    n_samples_seen: int
+    mae: float | None  # prequential: the version before it, on this version's batch, unseen
+    mse: float | None
+    r2: float | None
+    drift: bool
+    refused: bool  # the promotion gate refused to serve it
+    forgot: str | None  # the batch a forget step removed, for such a version
+
+    @classmethod
+    def of(cls, metadata: dict) -> Point:
+        scores = (metadata.get("metrics") or {}).get("prequential") or {}
+        gate = metadata.get("gate") or {}
+        return cls(version=metadata["version"], created_at=metadata.get("created_at", ""),
+                   n_samples_seen=int(metadata.get("n_samples_seen") or 0),
+                   mae=scores.get("mae"), mse=scores.get("mse"), r2=scores.get("r2"),
+                   drift=bool(metadata.get("drift")), refused=gate.get("passed", True) is False,
+                   forgot=metadata.get("forgot"))
+
+
+def learning_curve(registry, limit: int = CURVE_VERSIONS) -> list[Point]:
+    """The newest ``limit`` versions as points, oldest first (read by number, never listed)."""
+    points = []
+    for metadata in registry.newest_first():
+        points.append(Point.of(metadata))
+        if len(points) == limit:
+            break
+    return points[::-1]

@@ -1,0 +1,170 @@
+"""``GET /``: the model page. Which version is served and why, the learning curve (an SVG drawn
+here, no script), the versions with their prequential scores, the last batches, and links.
+
+Server-rendered from the registry, the serving state and the ledger; nothing to build.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from html import escape
+
+from flask import Blueprint, current_app, render_template, request
+from markupsafe import Markup
+
+from app.data.ledger import Ledger
+from app.observe.curve import Point, learning_curve
+from app.web.openapi import documented
+from app.web.serving import get_home, get_model_holder
+
+bp = Blueprint("page", __name__)
+
+VERSIONS_SHOWN = 15
+BATCHES_SHOWN = 10
+REPORTS_SHOWN = 8
+# The chart's drawing area, in SVG units (it scales to the page's width).
+WIDTH, HEIGHT = 920, 300
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 34, 40
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round values spanning [low, high].
+
+    >>> _ticks(0, 4300)
+    [0.0, 1000.0, 2000.0, 3000.0, 4000.0]
+    """
+    span = max(high - low, 1e-9)
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def curve_svg(points: list[Point], served: int | None) -> Markup:
+    """Prequential MAE by version: drift as red dashed lines, refused versions as amber
+    crosses, the served version ringed in green. Every value shown is a number or escaped."""
+    scored = [p for p in points if p.mae is not None]
+    if not scored:
+        return Markup('<p class="muted" id="learning-curve">No version has been scored yet: the '
+                      'curve starts with the second version.</p>')
+    first, last = points[0].version, points[-1].version
+    top = max(p.mae for p in scored) * 1.08
+    y_ticks = _ticks(0, top)
+    top = max(top, y_ticks[-1])
+
+    def x(version: float) -> float:
+        return LEFT + (version - first) / max(last - first, 1) * (WIDTH - LEFT - RIGHT)
+
+    def y(value: float) -> float:
+        return HEIGHT - BOTTOM - value / top * (HEIGHT - TOP - BOTTOM)
+
+    parts = [f'<svg id="learning-curve" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             'aria-label="Learning curve: prequential MAE by model version">']
+    for value in y_ticks:
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" '
+                     f'y2="{y(value):.1f}"/><text class="tick" x="{LEFT - 8}" y="{y(value) + 4:.1f}" '
+                     f'text-anchor="end">{value:,.0f}</text>')
+    for value in _ticks(first, last, 8):
+        if float(value).is_integer():
+            parts.append(f'<text class="tick" x="{x(value):.1f}" y="{HEIGHT - BOTTOM + 18}" '
+                         f'text-anchor="middle">{value:.0f}</text>')
+    parts.append(f'<text class="axis" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 4}" '
+                 'text-anchor="middle">model version</text>')
+    parts.append(f'<text class="axis" transform="translate(14 {(TOP + HEIGHT - BOTTOM) / 2}) '
+                 'rotate(-90)" text-anchor="middle">MAE on the next batch (R$)</text>')
+    for point in points:
+        if point.drift:
+            parts.append(f'<line class="drift" x1="{x(point.version):.1f}" '
+                         f'x2="{x(point.version):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}">'
+                         f'<title>drift detected at version {point.version}</title></line>')
+    line = " ".join(f"{x(p.version):.1f},{y(p.mae):.1f}" for p in scored)
+    parts.append(f'<polyline class="mae" points="{line}"/>')
+    for p in scored:
+        tip = (f"version {p.version}: prequential MAE R$ {p.mae:,.0f}, R² {p.r2:.3f}"
+               + (", drift" if p.drift else "") + (", promotion refused" if p.refused else ""))
+        px, py = x(p.version), y(p.mae)
+        if p.refused:
+            parts.append(f'<path class="refused" d="M{px - 5:.1f},{py - 5:.1f}l10,10m0,-10l-10,10">'
+                         f'<title>{escape(tip)}</title></path>')
+        else:
+            parts.append(f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="3">'
+                         f'<title>{escape(tip)}</title></circle>')
+        if p.version == served:
+            # Near the right edge the label ends at the point rather than overflowing.
+            anchor = "end" if px > WIDTH - RIGHT - 60 else "middle"
+            parts.append(f'<circle class="served" cx="{px:.1f}" cy="{py:.1f}" r="8"/>'
+                         f'<text class="served-label" x="{px:.1f}" y="{py - 13:.1f}" '
+                         f'text-anchor="{anchor}">served v{p.version}</text>')
+    legend = [("mae", "prequential MAE"), ("drift", "drift detected"),
+              ("refused", "promotion refused"), ("served", "served version")]
+    for index, (kind, label) in enumerate(legend):
+        lx = LEFT + index * 170
+        parts.append(f'<g class="legend"><rect class="key-{kind}" x="{lx}" y="8" width="14" '
+                     f'height="14" rx="3"/><text x="{lx + 20}" y="19">{label}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def why_served(state, served: int | None, newest: int | None, registry) -> tuple[str, str]:
+    """``(kind, sentence)``: kind is ``pinned``, ``gate`` or ``follow``."""
+    if served is None:
+        return "none", "no version can be served yet: the first appears once a batch is trained"
+    if state.mode == "pinned":
+        return "pinned", (f"pinned by {state.by or 'an operator'} at {state.since}: "
+                          f"{state.reason}")
+    if newest is not None and newest != served:
+        gate = registry.metadata(newest).get("gate") or {}
+        return "gate", (f"the promotion gate refused the newer version {newest}: "
+                        f"{gate.get('reason', 'no reason recorded')}")
+    return "follow", "the newest version: follow mode serves each one the promotion gate lets through"
+
+
+def _when(stamp: str | None) -> str:
+    """``2025-01-01 12:00:00`` from an ISO time (UTC, to the second)."""
+    if not stamp:
+        return ""
+    return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _recent_batches(ledger: Ledger) -> list[dict]:
+    batches = []
+    for batch in ledger.newest_first():
+        batches.append(batch)
+        if len(batches) == BATCHES_SHOWN:
+            break
+    return batches
+
+
+def _reports(home) -> list[str]:
+    names = [name.removesuffix(".html") for name in home.storage.list("reports")
+             if name.endswith(".html")]
+    return sorted(names, key=lambda name: name.rsplit("-", 1)[-1], reverse=True)[:REPORTS_SHOWN]
+
+
+def _flower_url() -> str:
+    configured = current_app.config.get("FLOWER_URL")
+    if configured:
+        return configured
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return f"{request.scheme}://{host}:{current_app.config['FLOWER_PORT']}/"
+
+
+@bp.get("/")
+@documented(responses={200: "the model page (HTML)"})
+def page():
+    """The model page: served version and why, learning curve, versions, batches, links."""
+    home, holder = get_home(), get_model_holder()
+    serving = holder.current()
+    served = serving.version if serving else None
+    registry = home.registry
+    newest = registry.latest_version()
+    state = home.serving.state()
+    kind, why = why_served(state, served, newest, registry)
+    points = learning_curve(registry)
+    return render_template(
+        "page.html", served=served, served_metadata=serving.metadata if serving else None,
+        newest=newest, kind=kind, why=why, mode=state.mode, chart=curve_svg(points, served),
+        versions=points[::-1][:VERSIONS_SHOWN], batches=_recent_batches(home.ledger),
+        reports=_reports(home), flower_url=_flower_url(), when=_when)
