@@ -20,8 +20,6 @@ import re
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from app.models.evaluation import evaluate, fresh_records
 from app.observe.curve import Point, learning_curve
@@ -93,26 +91,30 @@ def read_report(storage: Storage, identifier: str) -> bytes:
 
 # -- plots ----------------------------------------------------------------------------------
 
-def _png(figure: Figure) -> str:
+def _png(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _figure(width: float = 7.0, height: float = 4.2) -> Figure:
+def _figure(width: float = 7.0, height: float = 4.2):
+    # Imported here: web processes read reports but never draw, and matplotlib takes a second
+    # of their start-up.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, height))
     figure.set_facecolor("white")
     return figure
 
 
-_THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
-
-
 def _style(axes, money_x: bool = False, money_y: bool = False) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
     if money_x:
-        axes.xaxis.set_major_formatter(_THOUSANDS)
+        axes.xaxis.set_major_formatter(thousands)
     if money_y:
-        axes.yaxis.set_major_formatter(_THOUSANDS)
+        axes.yaxis.set_major_formatter(thousands)
     axes.grid(True, color="#e5e7eb", linewidth=0.8)
     axes.set_axisbelow(True)
     for side in ("top", "right"):

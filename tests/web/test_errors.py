@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.parametrize("method, path", [
-    ("get", "/"), ("get", "/nope"), ("post", "/predict/"), ("get", "/models/1/extra"),
+    ("get", "/reports"), ("get", "/nope"), ("post", "/predict/"), ("get", "/models/1/extra"),
     ("get", "/tasks/"),
 ])
 def test_an_unknown_route_is_a_json_404_naming_the_path(client, method, path):
