@@ -128,10 +128,10 @@ def batches(obj: Context, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(f"{'batch':<34} {'source':<9} {'created_at':<29} {'status':<10} {'rows':>7} "
+    click.echo(f"{'batch':<36} {'source':<9} {'created_at':<29} {'status':<10} {'rows':>7} "
                f"{'clean':>7} {'quar.':>6} {'version':>7}")
     for batch in answer["batches"]:
-        click.echo(f"{batch['batch_id']:<34} {batch['source']:<9} {batch['created_at']:<29} "
+        click.echo(f"{batch['batch_id']:<36} {batch['source']:<9} {batch['created_at']:<29} "
                    f"{batch['status']:<10} {_n(batch['rows']):>7} {_n(batch['clean']):>7} "
                    f"{_n(batch['quarantined']):>6} {_n(batch['version']):>7}")
     click.echo(f"{len(answer['batches'])} of {answer['total']:,} batches")

@@ -146,13 +146,17 @@ def test_predict_writes_the_file_back_with_predictions(web_url, tmp_path, out, s
     assert scored["model_version"].between(1, session_home.registry.latest_version()).all()
 
 
-def test_predict_to_stdout_and_a_bad_row_named_by_its_line(web_url, tmp_path):
+def test_predict_to_stdout_leaves_refused_records_empty_and_names_them(web_url, tmp_path):
     path = tmp_path / "people.csv"
-    sample_csv(path, 5, seed=25)
-    result = cli(web_url, "predict", str(path))
-    rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert len(rows) == 5 and "salario_previsto" in rows[0]
-    sample_csv(path, 15, seed=25, bad=(12,))
+    sample_csv(path, 25, seed=25, bad=(12, 21))
     result = cli(web_url, "predict", str(path), "--chunk", "10")
-    assert result.returncode == 1
-    assert "record 13, idade: must be a whole number" in result.stderr and "10 records were scored" in result.stderr
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 25 and "salario_previsto" in rows[0]
+    empty = [index for index, row in enumerate(rows) if not row["salario_previsto"]]
+    assert empty == [12, 21] and rows[12]["model_version"] == ""
+    assert all(float(row["salario_previsto"]) > 0 for index, row in enumerate(rows)
+               if index not in empty)
+    assert "23 records scored" in result.stderr
+    assert ("2 records could not be scored, left empty: record 13, idade: must be a whole "
+            "number, got text; record 22, idade") in result.stderr
