@@ -5,7 +5,8 @@
 For each size a fresh pipeline home (a local folder in a temporary directory) is filled with
 that many versions, laid out as the registry lays them out (``models/versions/<n>.json``
 metadata, a ``HEAD`` hint, and the artifacts of the newest ``KEEP_VERSIONS`` only, as
-retention leaves them), plus an audit trail of one event per ten versions. The fill writes
+retention leaves them), plus an audit trail of one event per ten versions (at least 100, so
+every size fills the same first page). The fill writes
 the files directly, without fsync, because it is the setting, not the measure. Then:
 
 - **save**: what a train step does with the registry once its model is fitted: publish the
@@ -15,13 +16,19 @@ the files directly, without fsync, because it is the setting, not the measure. T
   forgotten batches it learnt from) through the real Flask app, in process;
 - **/serving** and **/audit**: the same for the serving state and a page of the audit trail.
 
-Each figure is the median of ``--repeat`` runs; the ratio is to the 100-version figure, so a
-registry that stays flat shows ratios near 1. Nothing is asserted about speed.
+Each figure is the median of ``--repeat`` runs (after a few to warm up); the ratio is to the
+100-version figure, so a registry that stays flat shows ratios near 1. Beside each time, the
+number of storage calls a run makes (reads, writes, existence checks): on a machine shared with
+other work the times wander with the disk's fsyncs, the calls do not, and a registry that
+listed a folder or walked its history would show them grow. Nothing is asserted about speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -29,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +50,9 @@ from app.lifecycle.learning import Learner  # noqa: E402
 from app.models.regressor import SalaryRegressor  # noqa: E402
 
 KEEP_VERSIONS = 50
+AUDIT_EVENTS = 100
+# Runs before the clock starts: the first calls fill caches (the served model, imports).
+WARM_UP = 5
 
 
 def model() -> SalaryRegressor:
@@ -53,6 +64,15 @@ def fill(root: Path, versions: int, template: dict, payload: bytes) -> None:
     """``versions`` versions and their audit trail, written as the journal lays them out."""
     registry = Journal(None, "models/versions")
     audit = Journal(None, "models/audit")
+    events = max(AUDIT_EVENTS, versions // 10)
+    for number in range(1, events + 1):
+        event = {"id": number, "at": template["created_at"], "action": "drift",
+                 "from_version": number, "to_version": number + 1, "reason": "bench",
+                 "by": "pipeline"}
+        path = root / audit.key(number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(event))
+    (root / audit.head_key).write_text(str(events))
     for number in range(1, versions + 1):
         artifact = f"v{number:09d}-{template['sha256'][:16]}.json"
         metadata = {**template, "version": number, "artifact": artifact,
@@ -65,24 +85,43 @@ def fill(root: Path, versions: int, template: dict, payload: bytes) -> None:
             artifacts = root / "models/artifacts"
             artifacts.mkdir(parents=True, exist_ok=True)
             (artifacts / artifact).write_bytes(payload)
-        if number % 10 == 0:
-            event = {"id": number // 10, "at": template["created_at"], "action": "drift",
-                     "from_version": number - 1, "to_version": number, "reason": "bench",
-                     "by": "pipeline"}
-            path = root / audit.key(number // 10)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(event))
     (root / registry.head_key).write_text(str(versions))
-    (root / audit.head_key).write_text(str(versions // 10))
 
 
-def median_ms(action, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
+@contextlib.contextmanager
+def counting(storage_class: type) -> Iterator[collections.Counter]:
+    """Count calls to the storage's public methods (each read, write, exists...) meanwhile."""
+    counts: collections.Counter = collections.Counter()
+    originals = {name: value for name, value in vars(storage_class).items()
+                 if callable(value) and not name.startswith("_")}
+
+    def counted(name, method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return method(*args, **kwargs)
+        return call
+
+    for name, method in originals.items():
+        setattr(storage_class, name, counted(name, method))
+    try:
+        yield counts
+    finally:
+        for name, method in originals.items():
+            setattr(storage_class, name, method)
+
+
+def median_ms(action, repeat: int, storage_class: type) -> tuple[float, float]:
+    """The median time of ``action`` in ms, and the storage calls it makes (per run)."""
+    for _ in range(WARM_UP):
         action()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+    times = []
+    with counting(storage_class) as counts:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times), sum(counts.values()) / repeat
 
 
 def measure(versions: int, repeat: int, fitted: SalaryRegressor) -> dict[str, float]:
@@ -119,10 +158,10 @@ def measure(versions: int, repeat: int, fitted: SalaryRegressor) -> dict[str, fl
                 assert answer.status_code == 200, answer.get_json()
             return call
 
-        get("/models")()  # the first request loads the served model
-        return {"save": median_ms(save, repeat), "/models": median_ms(get("/models"), repeat),
-                "/serving": median_ms(get("/serving"), repeat),
-                "/audit": median_ms(get("/audit"), repeat)}
+        storage_class = type(home.storage)
+        return {name: median_ms(action, repeat, storage_class) for name, action in
+                (("save", save), ("/models", get("/models")), ("/serving", get("/serving")),
+                 ("/audit", get("/audit")))}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -140,11 +179,14 @@ def main() -> None:
         print(f"measured {size:,} versions", file=sys.stderr, flush=True)
     base = rows[0][1]
     columns = list(base)
-    header = f"{'versions':>9} " + " ".join(f"{c + ' ms':>11} {'ratio':>6}" for c in columns)
-    print(header)
+    print(f"{'versions':>9} " + " ".join(f"{c + ' ms':>11} {'ratio':>5} {'calls':>5}"
+                                         for c in columns))
     for size, figures in rows:
-        print(f"{size:>9,} " + " ".join(f"{figures[c]:>11.2f} {figures[c] / base[c]:>6.2f}"
-                                       for c in columns))
+        print(f"{size:>9,} " + " ".join(
+            f"{figures[c][0]:>11.2f} {figures[c][0] / base[c][0]:>5.2f} {figures[c][1]:>5.0f}"
+            for c in columns))
+    print("ms: median time; ratio: to the first size; calls: storage calls (reads, writes, "
+          "exists...) per run")
 
 
 if __name__ == "__main__":
