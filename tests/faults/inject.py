@@ -6,8 +6,8 @@ Nothing here runs unless its variable is set; each names a generated batch by it
 - ``FAULT_KILL_TRAINING=N``: a train step that would learn batch N SIGKILLs its own process,
   every time (a batch that always kills its worker: a native crash, the OOM killer).
 - ``FAULT_STALL_PUBLISH=N``: the first step that learns batch N writes its artifact and then
-  stalls for a minute before its metadata, saying so in the log, so a test can kill the worker
-  with a partial version on disk.
+  stalls for ``FAULT_STALL_SECONDS`` (60) before its metadata, saying so in the log, so a test
+  can kill the worker with a partial version on disk, or let a backlog build up behind it.
 - ``FAULT_SLOW_TRAINING=N``: a step that would learn batch N sleeps (holding the train lock),
   every time, past any time limit a test sets.
 - ``FAULT_TRAIN_TIME_LIMITS=SOFT,HARD``: pipeline.train's time limits in seconds, instead of
@@ -68,7 +68,7 @@ def _write_bytes(write):
             logger.warning("fault: artifact {} of batch {} written; stalling before its "
                            "metadata", key, _stall_next_artifact)
             _stall_next_artifact = False
-            time.sleep(60)
+            time.sleep(float(os.environ.get("FAULT_STALL_SECONDS", "60")))
 
     return write_bytes
 
