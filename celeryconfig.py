@@ -75,9 +75,12 @@ enable_utc = True
 # redbeat_lock_timeout, and continues the schedule from the last run Redis recorded: no slot
 # is sent twice.
 beat_scheduler = "redbeat.RedBeatScheduler"
-redbeat_redis_url = _settings.redis_url
+# Its password goes in redbeat_redis_options, whose "password" Celery masks when a worker's
+# settings are shown (Flower's worker page): Celery masks broker_url but not redbeat_redis_url.
+redbeat_redis_url, _redis_password = settings.split_password(_settings.redis_url)
 redbeat_key_prefix = "pipeline:redbeat"
 beat_max_loop_interval = 5
 redbeat_lock_timeout = 25
 # While Redis is away, beat's own calls wait for it (retrying, forever) instead of ending beat.
-redbeat_redis_options = {"retry_period": -1}
+redbeat_redis_options = {"retry_period": -1,
+                         **({"password": _redis_password} if _redis_password else {})}

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kombu.utils.url import maybe_sanitize_url
+
 from app import settings
 from app.observe.multiproc import MULTIPROC_VARIABLE, multiproc_directory
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
@@ -314,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         home = environment.pipeline_home
         if environment.local_home is not None:
             environment.local_home.mkdir(parents=True, exist_ok=True)
-        say(width, f"Redis at {redis_url}; PIPELINE_HOME={home}; "
+        # The URL may hold Redis's password: the line shows it masked, as Celery does.
+        say(width, f"Redis at {maybe_sanitize_url(redis_url)}; PIPELINE_HOME={home}; "
                    f"SERVICES={','.join(environment.services)}")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.
         env = child_env(redis_url, home)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from app.storage import Storage, open_storage
 
@@ -51,6 +52,24 @@ def _services(raw: str | None) -> tuple[str, ...]:
         raise ValueError(f"SERVICES names unknown roles {', '.join(unknown)}: choose among "
                          f"{', '.join(SERVICES)}, comma-separated, got {raw!r}")
     return tuple(name for name in SERVICES if name in names)
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """``url`` without its password, and the password (None when it has none).
+
+    >>> split_password("redis://:s3cret@127.0.0.1:6379/0")
+    ('redis://127.0.0.1:6379/0', 's3cret')
+    >>> split_password("rediss://ops:s3cret@cache:6380/1")
+    ('rediss://ops@cache:6380/1', 's3cret')
+    >>> split_password("redis://127.0.0.1:6379/0")
+    ('redis://127.0.0.1:6379/0', None)
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc)), parts.password
 
 
 def home_url(raw: str) -> str:

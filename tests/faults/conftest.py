@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,20 +40,23 @@ FAST = {"GENERATE_EVERY": "1", "BATCH_SIZE": "200"}
 class RedisServer:
     """A ``redis-server`` on a fixed loopback port, no persistence: a restart loses everything."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, password: str | None = None):
         self.binary = redis_servers.find_server()
         if self.binary is None:
             pytest.skip("the fault suite needs redis-server on PATH (apt-get install redis-server)")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--appendonly", "no", "--dir", str(self.workdir),
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: redis_servers.answers(self.url), timeout=10, what="redis-server")
 
@@ -211,6 +215,8 @@ def make_system(tmp_path, redis_server):
             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep))
         environment.update(env)
+        # The children run in the Procfile's folder, where Flower reads its settings file.
+        shutil.copy(ROOT / "flowerconfig.py", folder)
         system = System(folder, environment, procfile(folder / "Procfile", extra, add))
         systems.append(system)
         return system
