@@ -8,11 +8,11 @@ Three sources end up in the one ``/metrics`` a Prometheus scrapes on the web app
   gunicorn worker add up, and ``child_exit`` in gunicorn.conf.py marks a dead worker's files.
   Without that variable (a test's Flask client) the same counters live in this process.
 - **The worker** keeps a few counters in Redis (:class:`Tally`: batches by outcome,
-  quarantined rows, drift events, refused promotions). Workers may run on other hosts, so a
+  drift events, refused promotions). Workers may run on other hosts, so a
   shared folder of metric files could not reach them; Redis does, and no second port is needed.
 - **The pipeline home and Redis**, read at scrape time (:class:`PipelineCollector`): the
-  served and newest versions, the newest prequential scores, the last batch's age, and the
-  queues' lengths. Reading them when asked means they cannot go stale.
+  served and newest versions, the newest prequential scores, the ledger's totals (batches,
+  records, quarantined rows, the last batch's age) and the queues' lengths. Reading them when asked means they cannot go stale.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ PREDICTIONS = Counter("pipeline_predictions", "Salaries predicted (one per recor
 TALLY_FAMILIES = {
     "pipeline_batches": "Batches that reached an outcome: trained, refused (the gate left it "
                         "out of the model) or empty (no row passed the checks).",
-    "pipeline_quarantined_rows": "Rows the checks sent to quarantine instead of training.",
     "pipeline_drift_events": "Times the drift detector fired on a batch's prequential error.",
     "pipeline_refused_promotions": "Versions the promotion gate refused to serve.",
 }
@@ -106,9 +105,8 @@ def count_trained(tally: Tally, metadata: dict) -> None:
 
 
 def count_normalized(tally: Tally, batch: dict) -> None:
-    """Count what normalizing a batch did: quarantined rows, and an empty batch's outcome."""
-    tally.add(quarantined_rows=batch.get("quarantined") or 0,
-              batches_empty=int(batch.get("status") == "empty"))
+    """Count what normalizing a batch did: an empty batch's outcome (rows are in the ledger)."""
+    tally.add(batches_empty=int(batch.get("status") == "empty"))
 
 
 def _tally_families(counts: dict[str, int]) -> Iterator:
@@ -117,8 +115,7 @@ def _tally_families(counts: dict[str, int]) -> Iterator:
     for outcome in OUTCOMES:
         batches.add_metric([outcome], counts.get(f"batches_{outcome}", 0))
     yield batches
-    for name in ("pipeline_quarantined_rows", "pipeline_drift_events",
-                 "pipeline_refused_promotions"):
+    for name in ("pipeline_drift_events", "pipeline_refused_promotions"):
         field = name.removeprefix("pipeline_")
         yield CounterMetricFamily(name, TALLY_FAMILIES[name], value=counts.get(field, 0))
 
@@ -144,7 +141,7 @@ class PipelineCollector:
         self.tally = Tally(client, home.url)
 
     def collect(self) -> Iterator:
-        for part in (self._versions, self._last_batch, self._redis):
+        for part in (self._versions, self._ledger, self._redis):
             try:
                 yield from part()
             except (OSError, ValueError, KeyError, redis.RedisError) as error:
@@ -177,11 +174,18 @@ class PipelineCollector:
                                 "The version whose prequential scores are exported.",
                                 value=version)
 
-    def _last_batch(self) -> Iterator:
-        newest = next(self.home.ledger.newest_first(), None)
-        if newest is None:
+    def _ledger(self) -> Iterator:
+        """The ledger's running totals: the same figures as ``GET /status``."""
+        totals = self.home.ledger.totals()
+        yield CounterMetricFamily("pipeline_batches_received", "Batches that arrived "
+                                  "(generated or ingested).", value=totals["batches"])
+        yield CounterMetricFamily("pipeline_records", "Rows that arrived in batches.",
+                                  value=totals["rows"])
+        yield CounterMetricFamily("pipeline_quarantined_rows", "Rows the checks sent to "
+                                  "quarantine instead of training.", value=totals["quarantined"])
+        if totals["last_batch_at"] is None:
             return
-        at = _seconds(newest["created_at"])
+        at = _seconds(totals["last_batch_at"])
         yield GaugeMetricFamily("pipeline_last_batch_timestamp_seconds",
                                 "When the newest batch arrived (Unix time).", value=at)
         yield GaugeMetricFamily("pipeline_seconds_since_last_batch",
@@ -192,15 +196,22 @@ class PipelineCollector:
         yield from _tally_families(self.tally.read())
         lengths = GaugeMetricFamily("pipeline_queue_length",
                                     "Messages waiting in each Celery queue.", labels=["queue"])
-        pipe = self.client.pipeline(transaction=False)
-        for queue in self.queues:
-            for priority in PRIORITY_STEPS:
-                pipe.llen(queue if not priority else f"{queue}{PRIORITY_SEPARATOR}{priority}")
-        counts = pipe.execute()
-        for index, queue in enumerate(self.queues):
-            steps = len(PRIORITY_STEPS)
-            lengths.add_metric([queue], sum(counts[index * steps:(index + 1) * steps]))
+        for queue, length in queue_lengths(self.client, self.queues).items():
+            lengths.add_metric([queue], length)
         yield lengths
+
+
+def queue_lengths(client: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each of ``queues``, at every priority (one round trip)."""
+    queues = list(queues)
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for priority in PRIORITY_STEPS:
+            pipe.llen(queue if not priority else f"{queue}{PRIORITY_SEPARATOR}{priority}")
+    counts = pipe.execute()
+    steps = len(PRIORITY_STEPS)
+    return {queue: sum(counts[index * steps:(index + 1) * steps])
+            for index, queue in enumerate(queues)}
 
 
 def newest_prequential(registry, newest: int) -> tuple[int, dict | None]:

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app
 
 from app import settings
 from app.data.batches import PENDING_TRAIN
+from app.observe import metrics
 from app.web.openapi import documented
 from app.web.serving import get_home
 
@@ -31,14 +32,11 @@ def queue_lengths() -> dict:
     instead when Redis does not answer (the rest of the status still does)."""
     names = [queue.name for queue in current_app.extensions["celery"].conf.task_queues or ()]
     try:
-        with _redis().pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.llen(name)
-            pipe.scard(PENDING_TRAIN)
-            *lengths, pending = pipe.execute()
+        lengths = metrics.queue_lengths(_redis(), names)
+        pending = _redis().scard(PENDING_TRAIN)
     except (redis.RedisError, OSError) as error:
         return {"error": f"Redis does not answer: {type(error).__name__}"}
-    return {**dict(zip(names, lengths)), "pending_train": pending}
+    return {**lengths, "pending_train": pending}
 
 
 @bp.get("/status")

@@ -45,7 +45,7 @@ def model():
 
 def test_tally_adds_up_per_home_and_skips_zero_amounts(client, tmp_path):
     one, other = (metrics.Tally(client, str(tmp_path / name)) for name in ("one", "other"))
-    one.add(batches_trained=2, quarantined_rows=0)
+    one.add(batches_trained=2, drift_events=0)
     one.add(batches_trained=1, drift_events=1)
     other.add(batches_trained=5)
     assert one.read() == {"batches_trained": 3, "drift_events": 1}
@@ -62,7 +62,7 @@ def test_a_refused_version_counts_its_batches_as_refused_and_one_refused_promoti
     metrics.count_normalized(tally, {"status": "empty", "quarantined": 30})
     metrics.count_normalized(tally, {"status": "normalized", "quarantined": 2})
     assert tally.read() == {"batches_trained": 2, "batches_refused": 1, "batches_empty": 1,
-                            "drift_events": 1, "refused_promotions": 1, "quarantined_rows": 32}
+                            "drift_events": 1, "refused_promotions": 1}
 
 
 def test_an_empty_home_exports_zero_versions_and_no_scores(local_home, client):
@@ -80,7 +80,7 @@ def test_scores_are_the_newest_scored_versions_and_the_worker_counts_are_exporte
     publish(home, model)
     publish(home, model, {"n": 10, "mse": 4.0e6, "rmse": 2000.0, "mae": 1500.0, "r2": 0.7})
     publish(home, model, forgot="b1")
-    metrics.Tally(client, home.url).add(batches_trained=3, quarantined_rows=7)
+    metrics.Tally(client, home.url).add(batches_trained=3, drift_events=2)
     samples = scrape(home, client, served=2)
     assert samples[("pipeline_model_version", ())] == 2
     assert samples[("pipeline_newest_version", ())] == 3
@@ -89,12 +89,18 @@ def test_scores_are_the_newest_scored_versions_and_the_worker_counts_are_exporte
     assert samples[("pipeline_prequential_mse", ())] == 4.0e6
     assert samples[("pipeline_prequential_r2", ())] == 0.7
     assert samples[("pipeline_batches_total", (("outcome", "trained"),))] == 3
-    assert samples[("pipeline_quarantined_rows_total", ())] == 7
+    assert samples[("pipeline_drift_events_total", ())] == 2
 
 
-def test_seconds_since_the_last_batch_grow_from_its_arrival(local_home, client):
+def test_the_ledger_totals_and_the_last_batch_age_are_exported(local_home, client):
     local_home.ledger.open("first-batch", "generator")
-    arrived = scrape(local_home, client)[("pipeline_last_batch_timestamp_seconds", ())]
+    local_home.ledger.update("first-batch", status="normalized", rows=50, clean=46,
+                             quarantined=4)
+    samples = scrape(local_home, client)
+    assert samples[("pipeline_batches_received_total", ())] == 1
+    assert samples[("pipeline_records_total", ())] == 50
+    assert samples[("pipeline_quarantined_rows_total", ())] == 4
+    arrived = samples[("pipeline_last_batch_timestamp_seconds", ())]
     assert arrived == pytest.approx(time.time(), abs=60)
     time.sleep(0.2)
     assert scrape(local_home, client)[("pipeline_seconds_since_last_batch", ())] >= 0.2
