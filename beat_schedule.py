@@ -1,10 +1,12 @@
-"""The schedule: a batch of BATCH_SIZE records every GENERATE_EVERY seconds, and the recovery
-of batches whose chain was lost (app.tasks.pipeline.recover) every RECOVER_EVERY seconds."""
+"""The schedule: a batch of BATCH_SIZE records every GENERATE_EVERY seconds, the recovery of
+batches whose chain was lost (app.tasks.pipeline.recover) every RECOVER_EVERY seconds, and the
+sweep of what killed steps left on disk every SWEEP_EVERY seconds."""
 
 from app import settings
 
 _settings = settings.load()
 RECOVER_EVERY = 10
+SWEEP_EVERY = 600
 
 beat_schedule = {
     "generate-batch": {
@@ -19,5 +21,10 @@ beat_schedule = {
         "task": "pipeline.recover",
         "schedule": float(RECOVER_EVERY),
         "options": {"expires": RECOVER_EVERY},
+    },
+    "sweep-debris": {
+        "task": "pipeline.sweep",
+        "schedule": float(SWEEP_EVERY),
+        "options": {"expires": SWEEP_EVERY},
     },
 }

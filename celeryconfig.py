@@ -31,7 +31,8 @@ task_routes = {"pipeline.train": {"queue": "train"}}
 # recorded once, never retried by the broker.
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
+task_acks_on_failure = True
+task_acks_on_timeout = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 # One message at a time per process: tasks are short, and prefetched messages would wait
 # behind a long evaluation while another worker sits idle.

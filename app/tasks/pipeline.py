@@ -135,6 +135,15 @@ def recover(self, stalled_after: float = STALLED_AFTER) -> list[str]:
     return resent
 
 
+@shared_task(bind=True, base=PipelineTask, name="pipeline.sweep")
+def sweep(self) -> int:
+    """Remove what killed steps left (artifacts no version names, old temporaries); how many."""
+    removed = self.home.sweep()
+    if removed:
+        logger.info("swept {} files that crashed writes left", removed)
+    return removed
+
+
 @shared_task(bind=True, base=PipelineTask, name="pipeline.forget")
 def forget(self, batch_id: str, reason: str, by: str = "operator") -> dict:
     """Remove a batch from the model (a new version without it) and its rows from the lake."""
