@@ -3,8 +3,10 @@ Procfile's ``web`` line (run from the repository, or /app in the image) uses it 
 
 prometheus-client's multiprocess mode (see app/observe/metrics.py): every worker writes its
 counters to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up. The variable
-must be set before any worker imports prometheus_client; ``make run`` sets it to an emptied
-folder, and here a fresh one is made when it is unset (``docker compose``, gunicorn by hand).
+must be set before any worker imports prometheus_client, and for the web processes alone
+(app/observe/multiproc.py says why): ``make run`` hands over an emptied folder as
+``PIPELINE_METRICS_DIR``; without one (``docker compose``, gunicorn by hand) a fresh folder is
+made here and removed on exit.
 """
 
 import os
@@ -12,9 +14,10 @@ import shutil
 import tempfile
 
 _made_metrics_dir = None
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _made_metrics_dir = tempfile.mkdtemp(prefix="pipeline-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+_folder = os.environ.get("PIPELINE_METRICS_DIR") or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if not _folder:
+    _folder = _made_metrics_dir = tempfile.mkdtemp(prefix="pipeline-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _folder
 
 
 def child_exit(server, worker):

@@ -31,7 +31,8 @@ from typing import IO
 from kombu.utils.url import maybe_sanitize_url
 
 from app import settings
-from app.observe.multiproc import MULTIPROC_VARIABLE, multiproc_directory
+from app.observe.multiproc import (MULTIPROC_VARIABLE, WEB_METRICS_VARIABLE,
+                                   multiproc_directory)
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
@@ -321,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"SERVICES={','.join(environment.services)}")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.
         env = child_env(redis_url, home)
-        env[MULTIPROC_VARIABLE] = stack.enter_context(
-            multiproc_directory(os.environ.get(MULTIPROC_VARIABLE)))
+        env[WEB_METRICS_VARIABLE] = stack.enter_context(
+            multiproc_directory(env.pop(MULTIPROC_VARIABLE, None)))
         if environment.system_log is not None:
             # Every process appends to the system's log, which `python -m app logs` reads.
             env["LOG_FILE"] = str(environment.system_log)

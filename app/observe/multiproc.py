@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# What make run hands every process; gunicorn.conf.py alone turns it into MULTIPROC_VARIABLE.
+# Flower and Celery use prometheus_client too: given the variable, they would write their own
+# metric files into the folder, and /metrics would add Flower's task figures to ours.
+WEB_METRICS_VARIABLE = "PIPELINE_METRICS_DIR"
 
 
 @contextlib.contextmanager

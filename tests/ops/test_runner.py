@@ -157,6 +157,22 @@ def test_children_get_redis_url_pipeline_home_and_the_venv_tools(start, pids, tm
     assert (tmp_path / "home").is_dir()
 
 
+def test_only_the_web_server_gets_the_emptied_metrics_folder(start, pids, tmp_path):
+    """Flower and Celery would write their own prometheus files into it: they never see
+    PROMETHEUS_MULTIPROC_DIR; gunicorn.conf.py sets it from PIPELINE_METRICS_DIR."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"a past run")
+    runner = start("env: sh -c 'echo multiproc=${PROMETHEUS_MULTIPROC_DIR:-unset} "
+                   "web=$PIPELINE_METRICS_DIR; echo $$ > $PIDS/env; exec sleep 600'",
+                   PROMETHEUS_MULTIPROC_DIR=str(folder))
+    wait_for(lambda: (pids / "env").exists())
+    assert not list(folder.iterdir()), "a past run's metric files are removed at start"
+    ctrl_c(runner)
+    output = runner.communicate(timeout=15)[0]
+    assert f"env    | multiproc=unset web={folder}" in output.splitlines()
+
+
 def test_a_child_that_dies_after_starting_is_restarted_with_a_line_naming_it(start, pids):
     """The line says how it ended and the restart count; its leftover group is gone too."""
     runner = start("steady: python child.py steady plain",
