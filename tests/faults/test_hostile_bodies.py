@@ -24,9 +24,9 @@ from app.data.generator import generate
 from app.lifecycle.home import Home
 from app.models.regressor import SalaryRegressor
 
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = 30
 
-# About a minute on two cores: with the fault suite, not in make test-quick.
+# A minute or so on two cores: with the fault suite, not in make test-quick.
 pytestmark = pytest.mark.slow
 
 
