@@ -75,7 +75,7 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     >>> result.quarantine["reason"].tolist()
     ['idade out of range 18-70']
     """
-    raw = raw.reset_index(drop=True)
+    raw = schema.plain_text(raw.reset_index(drop=True))
     verdict = schema.check(raw, batch_id)
     reasons = verdict.reasons
     present = raw.drop(columns=verdict.unknown_fields)
@@ -98,12 +98,12 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
                                                       batch_id).astype(object)
 
     # Only rows that are otherwise valid can be duplicates of a kept row.
-    failing = pd.Series([bool(r) for r in reasons], index=raw.index, dtype=bool)
+    failing = pd.Series(verdict.failing(len(raw)), index=raw.index, dtype=bool)
     valid = ~failing
     duplicated = valid & clean[valid].duplicated(subset=list(FIELDS), keep="first").reindex(
         clean.index, fill_value=False)
     for row in np.flatnonzero(duplicated.to_numpy()):
-        reasons[row].append("duplicate of an earlier row")
+        reasons.setdefault(row, []).append("duplicate of an earlier row")
     failing |= duplicated
 
     original = present.loc[failing, list(FIELDS)]

@@ -120,19 +120,35 @@ def row_schema(batch_id: str | None = None) -> pa.DataFrameSchema:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``reasons``: per row (by position), every reason it fails, in the schema's order."""
+    """``reasons``: for each failing row (by position), every reason it fails, in the schema's
+    order; rows that pass are absent, so a clean batch costs nothing per row."""
 
-    reasons: list[list[str]]
+    reasons: dict[int, list[str]]
     unknown_fields: list[str]
 
-    @property
-    def failing(self) -> np.ndarray:
-        return np.fromiter(map(bool, self.reasons), dtype=bool, count=len(self.reasons))
+    def failing(self, rows: int) -> np.ndarray:
+        mask = np.zeros(rows, dtype=bool)
+        mask[list(self.reasons)] = True
+        return mask
+
+
+def plain_text(raw: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` with categorical text columns (what Parquet gives back) as plain text.
+
+    The text checks are vectorised for text columns; on a categorical one they would fall
+    back to looking at every value in Python.
+    """
+    categorical = [name for name, dtype in raw.dtypes.items()
+                   if isinstance(dtype, pd.CategoricalDtype)
+                   and pd.api.types.is_string_dtype(dtype.categories)]
+    if not categorical:
+        return raw
+    return raw.astype({name: "str" for name in categorical})
 
 
 def check(raw: pd.DataFrame, batch_id: str | None = None) -> Verdict:
     """Check every row of ``raw`` (a default RangeIndex) and say why each failing one fails."""
-    reasons: list[list[str]] = [[] for _ in range(len(raw))]
+    reasons: dict[int, list[str]] = {}
     unknown: list[str] = []
     try:
         row_schema(batch_id).validate(raw, lazy=True)
@@ -149,6 +165,7 @@ def check(raw: pd.DataFrame, batch_id: str | None = None) -> Verdict:
                 reason = str(case.check)
             rows = range(len(raw)) if case.index is None or pd.isna(case.index) else [int(case.index)]
             for row in rows:
-                if reason not in reasons[row]:
-                    reasons[row].append(reason)
+                found = reasons.setdefault(row, [])
+                if reason not in found:
+                    found.append(reason)
     return Verdict(reasons=reasons, unknown_fields=unknown)

@@ -10,7 +10,10 @@ def test_write_then_read_round_trips_a_batch(lake):
     lake.write("raw", "b1", records)
     assert lake.exists("raw", "b1") and not lake.exists("normalized", "b1")
     back = lake.read("raw", "b1")
-    pd.testing.assert_frame_equal(back, records, check_categorical=False)
+    # The generator's categorical text comes back as plain text, the form the checks want.
+    text = {name: "str" for name, dtype in records.dtypes.items() if dtype == "category"}
+    assert text and all(back[name].dtype == "str" for name in text)
+    pd.testing.assert_frame_equal(back, records.astype(text))
 
 
 def test_write_leaves_no_temporary_files(local_home):
