@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -53,6 +55,24 @@ def _without_dictionaries(schema: pa.Schema) -> pa.Schema:
                      metadata=schema.metadata)
 
 
+def _to_json(value) -> str:
+    """orjson, ten times the standard library's speed, except where it would change a value:
+    it writes NaN and Infinity as null, and refuses integers beyond 64 bits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _from_json(text: str):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, Infinity, a huge integer: the standard library reads them
+        return json.loads(text)
+
+
 class DataLake:
     def __init__(self, storage: Storage):
         self.storage = storage
@@ -76,14 +96,15 @@ class DataLake:
         """
         fields = dict.fromkeys(name for record in records for name in record)
         self.write(stage, batch_id, pd.DataFrame(
-            {name: [json.dumps(record[name], ensure_ascii=False) if name in record else None
-                    for record in records] for name in fields}, dtype=object))
+            {name: [_to_json(record[name]) if name in record else None for record in records]
+             for name in fields}, dtype=object))
 
     def read_records(self, stage: str, batch_id: str) -> pd.DataFrame:
         """What :meth:`write_records` wrote: one object column per field (absent = None)."""
-        return self.read(stage, batch_id).astype(object).apply(
-            lambda column: column.map(lambda text: None if text is None else json.loads(text),
-                                      na_action="ignore")).astype(object)
+        frame = self.read(stage, batch_id)
+        return pd.DataFrame({name: pd.Series([_from_json(text) if isinstance(text, str) else None
+                                              for text in frame[name]], dtype=object)
+                             for name in frame.columns})
 
     def read(self, stage: str, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A stage of a batch; ``columns`` reads only those (ten times faster for a train

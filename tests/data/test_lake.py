@@ -38,3 +38,18 @@ def test_delete_removes_every_stage(lake):
 def test_batch_ids_that_could_escape_the_lake_are_refused(bad):
     with pytest.raises(ValueError, match="invalid batch id"):
         check_batch_id(bad)
+
+
+def test_records_keep_every_json_value_exactly(lake):
+    """Mixed columns, NaN and Infinity (which plain orjson would turn into null), objects."""
+    import math
+
+    sent = [{"idade": 35, "salario": float("nan"), "x": {"a": [1, "b"]}},
+            {"idade": "35", "salario": float("inf"), "nome": None},
+            {"idade": True, "salario": 10**20}]
+    lake.write_records("raw", "mixed", sent)
+    back = lake.read_records("raw", "mixed")
+    assert [type(v) for v in back["idade"]] == [int, str, bool]
+    assert math.isnan(back.loc[0, "salario"]) and back.loc[1, "salario"] == math.inf
+    assert back.loc[2, "salario"] == 10**20
+    assert back.loc[0, "x"] == {"a": [1, "b"]} and back.loc[2, "x"] is None
