@@ -8,6 +8,23 @@ from app.observe.report import evaluate_and_report
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+# A plot is drawn on white: a bottom corner left transparent means the PNG broke off early
+# (a truncated image still has its size, so naturalWidth alone cannot tell).
+FULLY_DECODED = """
+const image = arguments[0];
+if (!image.complete || image.naturalWidth === 0) return false;
+const canvas = document.createElement("canvas");
+canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+const context = canvas.getContext("2d");
+context.drawImage(image, 0, 0);
+return context.getImageData(canvas.width - 2, canvas.height - 2, 1, 1).data[3] === 255;
+"""
+
+
+def fully_decoded(browser, image) -> bool:
+    return browser.execute_script(FULLY_DECODED, image)
+
+
 def console_errors(browser) -> list[str]:
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -45,8 +62,6 @@ def test_a_report_opened_from_the_page_loads_every_plot(browser, site, history_h
     images = browser.find_elements("tag name", "img")
     assert len(images) == 4
     for image in images:
-        loaded = browser.execute_script(
-            "return arguments[0].complete && arguments[0].naturalWidth > 0", image)
-        assert loaded, f"{image.get_attribute('alt')} did not load"
+        assert fully_decoded(browser, image), f"{image.get_attribute('alt')} did not load"
     assert f"version {served}" in browser.find_element("tag name", "h1").text
     screenshot("report.png")
