@@ -75,5 +75,9 @@ def evaluate(version: int | None, n: int, baseline: int | None, as_json: bool,
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
+        from app.cli.client import ApiClient
+
         click.echo(result["report"])
-        click.echo(f"HTML report, with plots: {result['report_url']} on the web app")
+        # The report lives in PIPELINE_HOME; the web app serves it, where `make run` puts it.
+        click.echo(f"HTML report, with plots: {ApiClient.from_environment().base_url}"
+                   f"{result['report_url']}")

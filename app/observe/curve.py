@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.models.registry import CorruptModel, VersionNotFound
+
 # Versions shown at most: the newest this many (older ones stay in /models).
 CURVE_VERSIONS = 300
 
@@ -35,11 +37,25 @@ class Point:
                    forgot=metadata.get("forgot"))
 
 
-def learning_curve(registry, limit: int = CURVE_VERSIONS) -> list[Point]:
-    """The newest ``limit`` versions as points, oldest first (read by number, never listed)."""
+def learning_curve(registry, limit: int = CURVE_VERSIONS,
+                   known: dict[int, Point] | None = None) -> list[Point]:
+    """The newest ``limit`` versions as points, oldest first (read by number, never listed).
+
+    ``known``: points read before, by version, filled in as more are read. A version's
+    metadata never changes once published, so a web process reads each only once (on S3,
+    300 reads per page would take seconds).
+    """
+    known = {} if known is None else known
+    newest = registry.latest_version() or 0
     points = []
-    for metadata in registry.newest_first():
-        points.append(Point.of(metadata))
-        if len(points) == limit:
-            break
+    for version in range(newest, max(newest - limit, 0), -1):
+        point = known.get(version)
+        if point is None:
+            try:
+                point = known[version] = Point.of(registry.metadata(version))
+            except (VersionNotFound, CorruptModel):
+                continue
+        points.append(point)
+    for old in [version for version in known if version <= newest - limit]:
+        del known[old]  # out of the window for good: versions only grow
     return points[::-1]

@@ -162,7 +162,7 @@ def page():
     newest = registry.latest_version()
     state = home.serving.state()
     kind, why = why_served(state, served, newest, registry)
-    points = learning_curve(registry)
+    points = learning_curve(registry, known=current_app.extensions.setdefault("curve_points", {}))
     return render_template(
         "page.html", served=served, served_metadata=serving.metadata if serving else None,
         newest=newest, kind=kind, why=why, mode=state.mode, chart=curve_svg(points, served),

@@ -132,3 +132,20 @@ def test_the_multiprocess_folder_starts_empty_and_a_made_one_is_removed(tmp_path
     with multiproc_directory() as made:
         assert not list(Path(made).iterdir())
     assert not os.path.exists(made)
+
+
+def test_the_learning_curve_reads_each_version_once_and_keeps_only_its_window(local_home,
+                                                                             model):
+    from app.observe.curve import learning_curve
+
+    for _ in range(5):
+        publish(local_home, model, {"n": 10, "mse": 1.0, "rmse": 1.0, "mae": 1.0, "r2": 0.5})
+    known = {}
+    assert [p.version for p in learning_curve(local_home.registry, 3, known)] == [3, 4, 5]
+    reads = []
+    original = local_home.registry.metadata
+    local_home.registry.metadata = lambda version: reads.append(version) or original(version)
+    publish(local_home, model, {"n": 10, "mse": 1.0, "rmse": 1.0, "mae": 2.0, "r2": 0.5})
+    points = learning_curve(local_home.registry, 3, known)
+    assert [(p.version, p.mae) for p in points] == [(4, 1.0), (5, 1.0), (6, 2.0)]
+    assert reads == [6] and sorted(known) == [4, 5, 6]
