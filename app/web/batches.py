@@ -65,7 +65,11 @@ def ingest():
         raise InvalidRequest(invalid) from None
     home = get_home()
     batch_id = new_batch_id()
-    receive_records(home.lake, home.ledger, batch_id, records)
+    try:
+        receive_records(home.lake, home.ledger, batch_id, records)
+    except OSError as error:  # nothing is left behind (see receive_records); try again later
+        raise ServiceUnavailable(f"the data lake cannot be written now: {type(error).__name__}",
+                                 retry_after=5) from None
     try:
         result = _send(("pipeline.normalize", {"batch_id": batch_id}),
                        ("pipeline.train", {"batch_id": batch_id}))

@@ -126,6 +126,23 @@ def test_ingest_when_redis_is_down_keeps_nothing(client, app, monkeypatch):
         assert not home.storage.list("data/raw")
 
 
+def test_ingest_when_the_lake_cannot_be_written_is_503_and_keeps_nothing(client, app,
+                                                                        monkeypatch):
+    def failing(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    with app.app_context():
+        from app.web.serving import get_home
+
+        home = get_home()
+    monkeypatch.setattr(home.ledger, "open", failing)
+    monkeypatch.setattr("app.web.batches._send", lambda *a: pytest.fail("a task was sent"))
+    response = client.post("/ingest", json={"records": labelled(3)})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "the data lake cannot be written now: OSError"
+    assert not home.storage.list("data/raw")
+
+
 def test_state_changing_batch_routes_are_for_operators(make_app):
     client = make_app(API_TOKEN="ops:secret").test_client()
     assert client.post("/ingest", json={"records": labelled(1)}).status_code == 401
