@@ -60,6 +60,9 @@ def test_fast_path_agrees_with_the_scikit_learn_path(batches):
     test.loc[::11, "cargo"] = "Astronauta"
     fast = model.predict_records(test[["idade", "cidade", "cargo"]].to_dict("records"))
     np.testing.assert_allclose(fast, model.predict(test), rtol=1e-9)
+    # predict looks effects up by category; the design matrix is what coef_ weighs.
+    np.testing.assert_allclose(model.predict(test),
+                               model.transform(test) @ model.coef_ + model.intercept_, rtol=1e-9)
 
 
 def test_unknown_category_gets_the_frequency_weighted_average_effect(batches):
