@@ -195,7 +195,8 @@ def learning_curve_plot(points: list[Point], marked: dict[int, str]) -> str:
     axes.set_xlabel("model version")
     axes.set_ylabel("MAE on the next batch (R$)")
     axes.set_title("Learning curve: each version's error on data it had not seen")
-    axes.legend(loc="best", frameon=False)
+    # Below the plot: a peak after a drift would run into a legend inside it.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     _style(axes, money_y=True)
     return _png(figure)
 

@@ -66,8 +66,12 @@ def screenshot(browser, tmp_path):
     UPDATE_SCREENSHOTS=1 (how the README's pictures are made)."""
 
     def take(name: str) -> Path:
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(1280, min(max(height, 600), 6000))
+        height = min(browser.execute_script("return document.documentElement.scrollHeight"),
+                     8000)
+        browser.set_window_size(1280, height)
+        # The window's size includes what is not page (headless chromium keeps a frame).
+        frame = height - browser.execute_script("return window.innerHeight")
+        browser.set_window_size(1280, height + frame)
         target = tmp_path / name
         browser.save_screenshot(str(target))
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
