@@ -157,6 +157,16 @@ class System:
         for service in services:
             self.wait_for_line(signs[service][1], signs[service][0], timeout=timeout)
 
+    def batch(self, number: int) -> dict:
+        """The ledger entry of the ``number``-th generated batch ({} until it exists)."""
+        return next((batch for batch in self.home.ledger.newest_first()
+                     if batch.get("generated_number") == number), {})
+
+    def wait_for_batch(self, number: int, status: str, timeout: float = 120) -> dict:
+        """The ``number``-th generated batch, once its status is ``status``."""
+        return wait_for(lambda: (entry := self.batch(number)).get("status") == status and entry,
+                        timeout=timeout, what=f"batch {number} to be {status}")
+
     def newest_version(self) -> int:
         return self.home.registry.latest_version() or 0
 

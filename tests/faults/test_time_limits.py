@@ -9,7 +9,6 @@ import pytest
 
 from app.tasks.base import PENDING, TRAIN_LOCK
 from tests.faults.conftest import assert_trained_once
-from tests.support import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 SOFT, HARD = 5, 30
@@ -20,15 +19,8 @@ def test_training_past_its_soft_time_limit_fails_the_batch_and_publishes_nothing
     system = make_system(
         extra={"worker": "-I tests.faults.inject"}, FAULT_TRAIN_TIME_LIMITS=f"{SOFT},{HARD}",
         FAULT_SLOW_TRAINING="3", SERVICES="worker,beat")
-    ledger = system.home.ledger
 
-    def batch(number):
-        return next((b for b in ledger.newest_first() if b.get("generated_number") == number),
-                    None)
-
-    wait_for(lambda: (batch(3) or {}).get("status") == "failed", timeout=120,
-             what="batch 3 to fail")
-    slow = batch(3)
+    slow = system.wait_for_batch(3, "failed")
     assert slow["failure"] == "training passed its soft time limit; nothing was published"
     failed = system.wait_for_line(
         r"Task pipeline.train\[(\S+)\] raised unexpected: SoftTimeLimitExceeded", "worker")
@@ -37,8 +29,7 @@ def test_training_past_its_soft_time_limit_fails_the_batch_and_publishes_nothing
     client = redis_server.client()
     assert client.get(TRAIN_LOCK) != failed[1].encode()
     assert not client.sismember(PENDING, slow["batch_id"])
-    wait_for(lambda: (batch(6) or {}).get("status") == "trained", timeout=90,
-             what="later batches to train")
+    system.wait_for_batch(6, "trained", timeout=90)
     result = json.loads(client.get(f"celery-task-meta-{failed[1]}"))
     output = system.stop()
 

@@ -48,16 +48,9 @@ def test_a_batch_that_kills_its_pool_process_is_retried_then_quarantined(make_sy
     system = make_system(extra=INJECT, FAULT_KILL_TRAINING="3", SERVICES="worker,beat")
     ledger = system.home.ledger
 
-    def batch(number):
-        return next((b for b in ledger.newest_first() if b.get("generated_number") == number),
-                    None)
-
-    wait_for(lambda: (batch(3) or {}).get("status") == "failed", timeout=120,
-             what="batch 3 to be quarantined")
-    poisoned = batch(3)
+    poisoned = system.wait_for_batch(3, "failed")
     assert "killed its worker process 2 times; quarantined after 3 deliveries" in poisoned["failure"]
-    wait_for(lambda: (batch(8) or {}).get("status") == "trained", timeout=90,
-             what="later batches to train")
+    system.wait_for_batch(8, "trained", timeout=90)
     output = system.stop()
 
     assert "worker was killed" not in output  # the worker's main process never died
