@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from app.storage import Storage, open_storage
+if TYPE_CHECKING:  # fsspec is slow to import, and the command line's sample never needs it
+    from app.storage import Storage
 
 DRIFT_SCENARIOS = ("none", "sudden", "gradual")
 # The roles `make run` can start on one host; `redis` is the private Redis (see app.runner).
@@ -114,6 +116,8 @@ class Settings:
         return None if self.local_home is None else self.local_home / "logs" / "pipeline.log"
 
     def storage(self) -> Storage:
+        from app.storage import open_storage
+
         return open_storage(self.pipeline_home)
 
 

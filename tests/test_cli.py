@@ -60,3 +60,20 @@ def test_evaluate_runs_the_task_on_the_worker_and_prints_its_report(session_home
     assert result.returncode == 0, result.stderr
     assert "No Celery worker answered" not in result.stderr
     assert "scored on 700 fresh ones" in result.stdout and "R²" in result.stdout
+
+
+def test_sample_draws_from_any_drift_regime_and_defaults_to_none():
+    def salaries(*args, env=None):
+        result = run_cli("sample", "40", "--seed", "3", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        return [row["salario"] for row in csv.DictReader(io.StringIO(result.stdout))]
+
+    plain = salaries()
+    assert salaries(env={"DRIFT": "sudden", "DRIFT_AFTER": "1"}) == plain
+    assert salaries("--drift", "sudden", "--batch", "4", "--drift-after", "5") == plain
+    changed = salaries("--drift", "sudden", "--batch", "5", "--drift-after", "5")
+    assert changed != plain
+    assert salaries("--drift", "sudden", "--batch", "5", env={"DRIFT_AFTER": "5"}) == changed
+    assert salaries("--drift", "gradual", "--batch", "30", "--drift-after", "5") not in (plain, changed)
+    result = run_cli("sample", "5", "--drift", "sometimes")
+    assert result.returncode == 2 and "sometimes" in result.stderr

@@ -9,15 +9,20 @@ import click
 import numpy as np
 
 from app.cli import CommandError, cli
+from app.settings import DRIFT_SCENARIOS
 
 MAX_SAMPLE = 10_000_000
 
 
-def write_sample(n: int, seed: int | None, out) -> None:
-    """Write ``n`` generated records as CSV, timestamps in ISO 8601 (UTC, ``Z``)."""
-    from app.data.generator import generate
+def write_sample(n: int, seed: int | None, out, drift: str = "none", batch: int = 1,
+                 drift_after: int = 100) -> None:
+    """Write ``n`` generated records as CSV, timestamps in ISO 8601 (UTC, ``Z``).
 
-    records = generate(n, seed=seed)
+    Salaries follow the ground truth of generated batch number ``batch`` under ``drift``.
+    """
+    from app.data.generator import generate, regime
+
+    records = generate(n, seed=seed, regime=regime(drift, batch, drift_after))
     stamps = records["timestamp"].dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
     records["timestamp"] = np.char.add(np.datetime_as_string(stamps, unit="ms"), "Z")
     records.to_csv(out, index=False, lineterminator="\n")
@@ -26,10 +31,20 @@ def write_sample(n: int, seed: int | None, out) -> None:
 @cli.command()
 @click.argument("n", type=click.IntRange(0, MAX_SAMPLE))
 @click.option("--seed", type=int, help="Same seed, same output.")
-def sample(n: int, seed: int | None) -> None:
-    """Print N generated records as CSV (the scheduled generator's distribution)."""
+@click.option("--drift", type=click.Choice(DRIFT_SCENARIOS), default="none", show_default=True,
+              help="The drift scenario to draw from (not read from DRIFT: the default is the "
+                   "world before any change).")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Draw as the generator draws its batch number BATCH (from 1).")
+@click.option("--drift-after", type=click.IntRange(1), default=100, show_default=True,
+              envvar="DRIFT_AFTER", help="The batch number from which the drift starts.")
+def sample(n: int, seed: int | None, drift: str, batch: int, drift_after: int) -> None:
+    """Print N generated records as CSV (the scheduled generator's distribution).
+
+    With --drift and --batch, as the generator draws batch number BATCH under that scenario.
+    """
     try:
-        write_sample(n, seed, sys.stdout)
+        write_sample(n, seed, sys.stdout, drift, batch, drift_after)
     except BrokenPipeError:
         # `python -m app sample 1000 | head` closes the pipe early; that is not an error.
         sys.stderr.close()

@@ -22,14 +22,20 @@ PENDING_TRAIN = "pipeline:pending-train"
 MAX_REASONS = 50
 
 
-def generate_batch(lake: DataLake, ledger: Ledger, batch_id: str, size: int) -> dict:
-    """Draw ``size`` records for ``batch_id`` into the lake (once) and return its ledger entry."""
+def generate_batch(lake: DataLake, ledger: Ledger, batch_id: str, size: int,
+                   scenario: str = "none", drift_after: int = 100) -> dict:
+    """Draw ``size`` records for ``batch_id`` into the lake (once) and return its ledger entry.
+
+    Its salaries follow the ground truth of ``scenario`` at the batch's generated number.
+    """
     batch = ledger.find(batch_id)
     if batch is None:
         number = ledger.claim_generated_number(batch_id)
-        batch = ledger.open(batch_id, "generator", generated_number=number)
+        batch = ledger.open(batch_id, "generator", generated_number=number, scenario=scenario)
     if batch["status"] == "received" and not lake.exists("raw", batch_id):
-        records = generator.generate(size, seed=generator.seed_for(batch_id), batch_id=batch_id)
+        truth = generator.regime(scenario, batch["generated_number"], drift_after)
+        records = generator.generate(size, seed=generator.seed_for(batch_id), batch_id=batch_id,
+                                     regime=truth)
         lake.write("raw", batch_id, records)
         batch = ledger.update(batch_id, rows=len(records))
     return batch

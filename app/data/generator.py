@@ -10,6 +10,20 @@ plus a quadratic in ``idade`` can represent it exactly, and the noise is multipl
 
 The noise factor has mean 1, so ``expected`` is the conditional mean: the best any model can
 do. Its R² is ``optimum_r2()``, computed exactly from the catalogue's probabilities.
+
+**Drift.** A :class:`Regime` is the ground truth in force for one generated batch, numbered from
+1 in a ``PIPELINE_HOME`` (``DRIFT`` names the scenario, ``DRIFT_AFTER`` the first batch of the
+change; see :func:`regime`). Only ``expected`` changes; who is drawn, and the noise, do not:
+
+- ``none``: the catalogue above, for every batch;
+- ``sudden``: from batch ``DRIFT_AFTER`` on, at once, an ``Analista de Sistemas`` earns 5,000
+  more (base 11,500), a ``Gerente de Projetos`` 5,000 less (base 6,000), and a year of age is
+  worth 180 instead of 120, pivoting at 44 (the mean age, whose pay stays put): the young earn
+  less and the old more. The mean salary moves by only +200, so the error a perfect model
+  makes hardly changes, while a model of the old world loses about 0.2 of R²;
+- ``gradual``: from batch ``DRIFT_AFTER`` on, São Paulo, Rio de Janeiro and Brasília lose 20
+  of premium with every batch and Recife, Salvador and Fortaleza gain 20, for 100 batches
+  (2,000 in all); after that the world stays where it got to.
 """
 
 from __future__ import annotations
@@ -17,10 +31,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+
+from app.settings import DRIFT_SCENARIOS as SCENARIOS
 
 FIELDS = ("nome", "idade", "salario", "cidade", "cargo", "timestamp", "geracao_id")
 AGE_MIN, AGE_MAX = 18, 70
@@ -77,35 +94,103 @@ _AGES = np.arange(AGE_MIN, AGE_MAX + 1)
 SEEDED_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
-def age_effect(idade):
-    """What age adds to the salary: rises with experience and flattens towards retirement."""
+# The sudden change: two job titles' pay moves, and each year of age is worth half as much
+# again, pivoting at the mean age (so the level of salaries, and the noise, hardly move).
+SUDDEN_CARGOS = {"Analista de Sistemas": 5000.0, "Gerente de Projetos": -5000.0}
+SUDDEN_AGE_SLOPE = 180.0
+AGE_PIVOT = 44
+# The gradual change: these cities' premiums move by this much per batch, for this many batches.
+GRADUAL_STEP = {"São Paulo": -20.0, "Rio de Janeiro": -20.0, "Brasília": -20.0,
+                "Recife": 20.0, "Salvador": 20.0, "Fortaleza": 20.0}
+GRADUAL_BATCHES = 100
+
+
+def age_effect(idade, slope: float = AGE_SLOPE):
+    """What age adds to the salary: rises with experience and flattens towards retirement.
+
+    Another ``slope`` turns the curve about ``AGE_PIVOT``, whose effect stays the same.
+    """
     years = np.asarray(idade, dtype=float) - AGE_MIN
-    return AGE_SLOPE * years - AGE_CURVATURE * years**2
+    return (AGE_SLOPE * years - AGE_CURVATURE * years**2
+            + (slope - AGE_SLOPE) * (years - (AGE_PIVOT - AGE_MIN)))
 
 
-def expected_salary(idade, cidade, cargo) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class Regime:
+    """The ground truth in force: each job title's base, each city's premium, the age slope."""
+
+    scenario: str = "none"
+    batch: int = 1
+    cargo_base: np.ndarray = field(default_factory=_CARGO_BASE.copy)
+    cidade_premium: np.ndarray = field(default_factory=_CIDADE_PREMIUM.copy)
+    age_slope: float = AGE_SLOPE
+
+    @property
+    def changed(self) -> bool:
+        """Whether this regime differs from the original catalogue."""
+        return bool(self.age_slope != AGE_SLOPE or (self.cargo_base != _CARGO_BASE).any()
+                    or (self.cidade_premium != _CIDADE_PREMIUM).any())
+
+    def expected_codes(self, idade, cidade_idx, cargo_idx) -> np.ndarray:
+        return (self.cargo_base[cargo_idx] + self.cidade_premium[cidade_idx]
+                + age_effect(idade, self.age_slope))
+
+    def expected(self, idade, cidade, cargo) -> np.ndarray:
+        """The mean salary for these ages, cities and job titles under this regime."""
+        cargo_idx = pd.Index(_CARGO_NAMES).get_indexer(list(cargo))
+        cidade_idx = pd.Index(_CIDADE_NAMES).get_indexer(list(cidade))
+        if (cargo_idx < 0).any() or (cidade_idx < 0).any():
+            raise ValueError("the ground truth knows only the catalogue's cities and job titles")
+        return self.expected_codes(np.asarray(idade), cidade_idx, cargo_idx)
+
+
+def regime(scenario: str = "none", batch: int = 1, drift_after: int = 100) -> Regime:
+    """The ground truth of generated batch number ``batch`` (from 1) under ``scenario``.
+
+    >>> regime("sudden", 99, 100).changed, regime("sudden", 100, 100).age_slope
+    (False, 180.0)
+    >>> gradual = regime("gradual", 102, 100)  # the third batch of the change
+    >>> float(gradual.cidade_premium[list(CIDADES).index("São Paulo")])
+    1740.0
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if batch < 1 or drift_after < 1:
+        raise ValueError(f"batch and drift_after count from 1, got {batch} and {drift_after}")
+    steps = batch - drift_after + 1
+    if scenario == "none" or steps <= 0:
+        return Regime(scenario, batch)
+    if scenario == "sudden":
+        cargo_base = _CARGO_BASE.copy()
+        for cargo, change in SUDDEN_CARGOS.items():
+            cargo_base[list(CARGOS).index(cargo)] += change
+        return Regime(scenario, batch, cargo_base=cargo_base, age_slope=SUDDEN_AGE_SLOPE)
+    premium = _CIDADE_PREMIUM.copy()
+    for city, step in GRADUAL_STEP.items():
+        premium[list(CIDADES).index(city)] += step * min(steps, GRADUAL_BATCHES)
+    return Regime(scenario, batch, cidade_premium=premium)
+
+
+ORIGINAL = Regime()
+
+
+def expected_salary(idade, cidade, cargo, regime: Regime = ORIGINAL) -> np.ndarray:
     """The ground truth: the mean salary for these ages, cities and job titles.
 
     >>> expected_salary([18, 40], ["São Paulo", "Belém"], ["Professor", "Médico"]).round(1)
     array([ 6000. , 15865.6])
     """
-    cargo_base = pd.Series(_CARGO_BASE, index=_CARGO_NAMES)
-    cidade_premium = pd.Series(_CIDADE_PREMIUM, index=_CIDADE_NAMES)
-    return (
-        cargo_base.loc[list(cargo)].to_numpy()
-        + cidade_premium.loc[list(cidade)].to_numpy()
-        + age_effect(idade)
-    )
+    return regime.expected(idade, cidade, cargo)
 
 
-def optimum_r2() -> float:
-    """The R² of the ground truth itself: no model can expect to do better.
+def optimum_r2(regime: Regime = ORIGINAL) -> float:
+    """The R² of the ground truth itself under ``regime``: no model can expect to do better.
 
     Age, city and job title are drawn independently, so the variance of the expected salary is
     the sum of the three parts' variances; the log-normal noise adds ``expected² * (e^σ² - 1)``.
 
-    >>> round(optimum_r2(), 4)
-    0.7913
+    >>> round(optimum_r2(), 4), round(optimum_r2(regime("sudden", 2, 1)), 4)
+    (0.7913, 0.8256)
     """
     def moments(values, p):
         mean = float(np.dot(p, values))
@@ -113,9 +198,9 @@ def optimum_r2() -> float:
 
     age_p = np.full(len(_AGES), 1.0 / len(_AGES))
     parts = [
-        moments(_CARGO_BASE, _CARGO_P),
-        moments(_CIDADE_PREMIUM, _CIDADE_P),
-        moments(age_effect(_AGES), age_p),
+        moments(regime.cargo_base, _CARGO_P),
+        moments(regime.cidade_premium, _CIDADE_P),
+        moments(age_effect(_AGES, regime.age_slope), age_p),
     ]
     mean = sum(m for m, _ in parts)
     signal = sum(v for _, v in parts)
@@ -145,12 +230,13 @@ def seed_for(batch_id: str) -> int:
 
 
 def generate(n: int, seed: int | None = None, batch_id: str | None = None,
-             start: datetime | None = None) -> pd.DataFrame:
-    """``n`` records with the contract's fields, drawn in bulk.
+             start: datetime | None = None, regime: Regime = ORIGINAL) -> pd.DataFrame:
+    """``n`` records with the contract's fields, drawn in bulk, salaries by ``regime``.
 
     The same ``seed`` gives the same records; ``start`` is the first record's timestamp (the
     next ones follow a millisecond apart). With a seed and no ``start`` or ``batch_id`` the
-    output is entirely fixed.
+    output is entirely fixed. A different ``regime`` with the same seed draws the same people
+    and noise; only their expected salary differs.
 
     >>> df = generate(3, seed=1)
     >>> list(df.columns) == list(FIELDS), len(df), df["idade"].between(18, 70).all()
@@ -169,7 +255,7 @@ def generate(n: int, seed: int | None = None, batch_id: str | None = None,
     idade = rng.integers(AGE_MIN, AGE_MAX + 1, size=n)
     cidade_idx = rng.choice(len(_CIDADE_NAMES), size=n, p=_CIDADE_P)
     cargo_idx = rng.choice(len(_CARGO_NAMES), size=n, p=_CARGO_P)
-    expected = _CARGO_BASE[cargo_idx] + _CIDADE_PREMIUM[cidade_idx] + age_effect(idade)
+    expected = regime.expected_codes(idade, cidade_idx, cargo_idx)
     noise = np.exp(NOISE_SIGMA * rng.standard_normal(n) - NOISE_SIGMA**2 / 2)
     first = np.datetime64(start.astimezone(timezone.utc).replace(tzinfo=None), "ms")
     timestamps = first + np.arange(n).astype("timedelta64[ms]")

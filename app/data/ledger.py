@@ -174,6 +174,10 @@ class Ledger:
         number, _ = self.generated.append(lambda _: {"batch_id": batch_id})
         return number
 
+    def generated_count(self) -> int:
+        """How many batches the generator has numbered in this storage (the newest's number)."""
+        return self.generated.head()
+
     def update(self, batch_id: str, **fields) -> dict:
         """Set ``fields`` on the batch and write it back whole."""
         if "status" in fields and fields["status"] not in STATUSES:

@@ -7,44 +7,47 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from app.data.generator import expected_salary, generate, optimum_r2
+from app.data.generator import ORIGINAL, Regime, generate, optimum_r2
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel
 
 MAX_N = 1_000_000
 
 
-def fresh_records(n: int, seed: int | None = None) -> pd.DataFrame:
-    """``n`` records never seen by any model, drawn as the generator draws them."""
+def fresh_records(n: int, seed: int | None = None, regime: Regime = ORIGINAL) -> pd.DataFrame:
+    """``n`` records never seen by any model, drawn as the generator draws them under
+    ``regime`` (the ground truth in force)."""
     if not 2 <= n <= MAX_N:
         raise ValueError(f"n must be between 2 and {MAX_N:,}, got {n}")
-    return generate(n, seed=seed, batch_id="evaluation")
+    return generate(n, seed=seed, batch_id="evaluation", regime=regime)
 
 
 def evaluate(loaded: LoadedModel, n: int = 5000, seed: int | None = None,
-             records: pd.DataFrame | None = None) -> dict:
+             records: pd.DataFrame | None = None, regime: Regime = ORIGINAL) -> dict:
     """MSE, RMSE, MAE and R² of ``loaded`` on ``n`` new records, against two references.
 
-    The baseline always predicts the training mean (what a model that learnt nothing does);
-    the ground truth is the best any model can do on the same records. ``records``: score on
-    these instead (to compare two versions on the very same rows).
+    The records are drawn under ``regime``, the ground truth in force. The baseline always
+    predicts the training mean (what a model that learnt nothing does); the ground truth is
+    the best any model can do on the same records. ``records``: score on these instead (to
+    compare two versions on the very same rows; they must come from ``regime``).
     """
     if records is None:
-        records = fresh_records(n, seed)
+        records = fresh_records(n, seed, regime)
     n = len(records)
     truth = records["salario"].to_numpy()
     model = loaded.model
     scores = regression_metrics(truth, model.predict(records))
     baseline = regression_metrics(truth, np.full(n, model.target_mean_))
     ground_truth = regression_metrics(
-        truth, expected_salary(records["idade"], records["cidade"], records["cargo"]))
+        truth, regime.expected(records["idade"], records["cidade"], records["cargo"]))
     result = {
         "model_version": loaded.version,
         "n_samples_seen": int(model.n_samples_seen_),
         **scores,
         "baseline": baseline,
         "ground_truth": ground_truth,
-        "optimum_r2": optimum_r2(),
+        "optimum_r2": optimum_r2(regime),
+        "regime": {"scenario": regime.scenario, "batch": regime.batch, "changed": regime.changed},
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
     result["report"] = report(result)

@@ -21,6 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from app.data.generator import ORIGINAL, Regime
 from app.models.evaluation import evaluate, fresh_records
 from app.observe.curve import Point, learning_curve
 from app.storage import Storage
@@ -35,20 +36,22 @@ SCORES = ("n", "mse", "rmse", "mae", "r2")
 
 
 def evaluate_and_report(home, version: int, n: int = 5000,
-                        baseline_version: int | None = None) -> dict:
+                        baseline_version: int | None = None, regime: Regime = ORIGINAL) -> dict:
     """Score ``version`` (and ``baseline_version`` on the same records), keep the HTML report.
+
+    The records are drawn under ``regime``, the world as the generator draws it now.
 
     The result is :func:`app.models.evaluation.evaluate`'s, plus ``report_id`` and
     ``report_url`` (a path of the web app: ``/reports/<id>``), and with a baseline
     ``baseline_version`` and its ``baseline_scores``.
     """
     loaded = home.registry.load(version)
-    records = fresh_records(n)
-    result = evaluate(loaded, records=records)
+    records = fresh_records(n, regime=regime)
+    result = evaluate(loaded, records=records, regime=regime)
     predictions = {f"version {loaded.version}": loaded.model.predict(records)}
     if baseline_version is not None:
         other = home.registry.load(baseline_version)
-        scores = evaluate(other, records=records)
+        scores = evaluate(other, records=records, regime=regime)
         result["baseline_version"] = other.version
         result["baseline_scores"] = {key: scores[key] for key in SCORES}
         predictions[f"version {other.version}"] = other.model.predict(records)

@@ -48,9 +48,10 @@ def generate(self, batch_size: int | None = None) -> str:
     # The task id names the batch: a redelivered message finds its batch already written.
     batch_id = self.request.id or generator.new_batch_id()
     with logger.contextualize(batch_id=batch_id):
-        batch = generate_batch(self.home.lake, self.home.ledger, batch_id, size)
-        logger.info("generated {} records (batch {} of this home)", batch["rows"],
-                    batch["generated_number"])
+        batch = generate_batch(self.home.lake, self.home.ledger, batch_id, size,
+                               self.settings.drift, self.settings.drift_after)
+        logger.info("generated {} records (batch {} of this home, DRIFT={})", batch["rows"],
+                    batch["generated_number"], self.settings.drift)
         chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
     return batch_id
 
@@ -168,7 +169,10 @@ def evaluate(self, version: int | None = None, n: int = 5000,
     home = self.home
     if version is None:
         version = home.serving.state().version or home.registry.latest_version()
-    result = evaluate_and_report(home, version, n, baseline_version)
+    # The world as the generator draws it now: the regime of the newest generated batch.
+    now = generator.regime(self.settings.drift, max(home.ledger.generated_count(), 1),
+                           self.settings.drift_after)
+    result = evaluate_and_report(home, version, n, baseline_version, regime=now)
     logger.info("evaluated version {}: R² {:.4f}, report {}", result["model_version"],
                 result["r2"], result["report_id"])
     return result
