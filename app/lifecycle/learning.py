@@ -83,6 +83,7 @@ class StepOutcome:
     n_rows: int = 0
     reason: str = ""
     metadata: dict | None = None
+    seqs: list[int] = field(default_factory=list)  # the learnt batches' numbers in the ledger
 
 
 def on_lineage(metadata: dict) -> bool:
@@ -310,7 +311,7 @@ class Learner:
             self._monitors.put(metadata["version"], plan.monitor)
         self._after_publish(metadata, [seqs[b] for b in frames])
         return StepOutcome(metadata["version"], trained=True, batch_ids=list(frames),
-                           n_rows=len(rows), metadata=metadata)
+                           n_rows=len(rows), metadata=metadata, seqs=[seqs[b] for b in frames])
 
     def _nothing_waiting(self, batch_id: str) -> StepOutcome:
         batch = self.home.ledger.get(batch_id)
@@ -369,15 +370,18 @@ class Learner:
         return Plan(model, fields, monitor)
 
     def _pending_suspect(self, newest: int, head: LoadedModel | None) -> LoadedModel | None:
-        """The newest version, if it is a drift suspect waiting for this step to judge it."""
-        if not newest or (head is not None and head.version == newest):
-            return None
-        try:
-            if not self.home.registry.metadata(newest).get("suspect"):
+        """The newest champion version, if it is a drift suspect waiting for this step to
+        judge it (a challenger published since does not hide it)."""
+        floor = head.version if head is not None else 0
+        for version in range(newest, floor, -1):
+            try:
+                metadata = self.home.registry.metadata(version)
+                if metadata.get("kind", "champion") == "challenger":
+                    continue
+                return self.load(version) if metadata.get("suspect") else None
+            except (VersionNotFound, CorruptModel):
                 return None
-            return self.load(newest)
-        except (VersionNotFound, CorruptModel):
-            return None
+        return None
 
     def _repair(self, waiting: list[dict]) -> list[dict]:
         """``waiting`` without batches a published version already learnt (recording them)."""

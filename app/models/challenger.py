@@ -1,13 +1,96 @@
 """The challenger: a different kind of model, refit now and then, that may win the serving slot.
 
+The original stream trainer used a tree ensemble; :class:`ChallengerRegressor` keeps one (a
+``HistGradientBoostingRegressor`` with ``cidade`` and ``cargo`` as native categories). It is
+refit from scratch on a recent window of batches, so it forgets by construction, and it can
+find shapes the linear champion cannot (which it would need if the world stopped being
+additive).
+
 Saved with skops, whose loader rebuilds objects from a list of types instead of running
 pickle's instructions; :func:`load_skops` refuses a file holding any type not listed here.
 """
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.exceptions import NotFittedError
+
+from app.data.normalize import tidy_category
+from app.models.stats import CATEGORICAL, tidy_records
+
 # Every type a challenger artifact may hold; anything else is refused before loading.
-TRUSTED_TYPES: list[str] = []
+# (skops already trusts scikit-learn's estimators and numpy's arrays.) The boosting model
+# keeps a preprocessor for its categorical columns whose validator is
+# ``partial(check_array, ...)``: skops rebuilds a partial from its parts, each checked against
+# this list, so trusting ``functools.partial`` admits partials of listed functions only.
+TRUSTED_TYPES: list[str] = [
+    "app.models.challenger.ChallengerRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+]
+
+
+class ChallengerRegressor(RegressorMixin, BaseEstimator):
+    """Gradient-boosted trees on ``idade`` and the category codes of ``cidade`` and ``cargo``.
+
+    A city or job title not seen in training is a missing value to the trees, which send it
+    down the branch most training rows took.
+
+    Examples
+    --------
+    >>> from app.data.generator import generate
+    >>> train, test = generate(20000, seed=1), generate(5000, seed=2)
+    >>> model = ChallengerRegressor().fit(train, train["salario"])
+    >>> round(model.score(test, test["salario"]), 2)
+    0.79
+    >>> model.predict_records([{"idade": 35, "cidade": "Atlantis", "cargo": "Professor"}])[0] > 0
+    True
+    """
+
+    def __init__(self, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 31,
+                 random_state: int = 0):
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y):
+        records = tidy_records(X)
+        self.categories_ = {column: sorted(pd.unique(records[column]).tolist())
+                            for column in CATEGORICAL}
+        target = np.asarray(y, dtype=float)
+        self.estimator_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, categorical_features=[1, 2],
+            random_state=self.random_state).fit(self._features(records), target)
+        self.n_samples_seen_ = int(len(target))
+        self.target_mean_ = float(target.mean())
+        return self
+
+    def _features(self, records: pd.DataFrame) -> np.ndarray:
+        columns = [records["idade"].to_numpy(dtype=float)]
+        for column in CATEGORICAL:
+            codes = pd.Index(self.categories_[column]).get_indexer(records[column]).astype(float)
+            codes[codes < 0] = np.nan
+            columns.append(codes)
+        return np.column_stack(columns)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self, "estimator_"):
+            raise NotFittedError("this ChallengerRegressor is not fitted yet: call fit first")
+        return self.estimator_.predict(self._features(tidy_records(X)))
+
+    def predict_records(self, records: list[dict]) -> list[float]:
+        """Predictions for plain dicts, as the web app asks for them."""
+        frame = pd.DataFrame({
+            "idade": [float(record["idade"]) for record in records],
+            **{column: [tidy_category(record[column]) for record in records]
+               for column in CATEGORICAL}})
+        return self.predict(frame).tolist()
 
 
 def load_skops(payload: bytes):

@@ -11,6 +11,8 @@ from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.models.evaluation import MAX_N
 from app.data.ledger import stalled
+from app.lifecycle.challenge import contest, due as challenge_due
+from app.lifecycle.learning import Learner
 from app.observe.metrics import Tally, count_normalized, count_trained
 from app.observe.report import evaluate_and_report
 from app.tasks.base import PENDING, PipelineTask
@@ -95,6 +97,8 @@ def train(self, batch_id: str) -> int:
             self.redis.srem(PENDING, *outcome.batch_ids)
         if outcome.trained:
             count_trained(Tally(self.redis, self.home.url), outcome.metadata)
+            if challenge_due(outcome.seqs):
+                challenge.delay()
         else:
             self.redis.srem(PENDING, batch_id)
             logger.info("not trained ({}): version {}", outcome.reason, outcome.version)
@@ -143,6 +147,14 @@ def sweep(self) -> int:
     if removed:
         logger.info("swept {} files that crashed writes left", removed)
     return removed
+
+
+@shared_task(bind=True, base=PipelineTask, name="pipeline.challenge")
+def challenge(self) -> int | None:
+    """Refit the challenger on recent batches and score it with the champion; its version."""
+    # A learner of its own: this task runs beside train steps, which use the shared one's caches.
+    metadata = contest(Learner(self.home))
+    return metadata["version"] if metadata else None
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.forget")

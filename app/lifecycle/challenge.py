@@ -1,0 +1,109 @@
+"""The challenger's contest: a tree model refit on recent batches, against the champion.
+
+Every ``CHALLENGE_EVERY`` batches (by their number in the ledger) the train task sends
+``pipeline.challenge``, which runs :func:`contest`:
+
+1. The champion is the lineage head (the linear model the next train step builds on). The
+   window is the last ``WINDOW_BATCHES`` batches its lineage learnt, never reaching back past
+   an adaptation to drift, so the challenger forgets what the champion forgot.
+2. A :class:`~app.models.challenger.ChallengerRegressor` is fit from scratch on the window's
+   training rows.
+3. Both are scored on the promotion gate's held-out rows (the ``holdout`` share of the same
+   recent batches, which neither learnt).
+4. The challenger is published as a version of kind ``challenger``, outside the lineage (no
+   later version builds on it). Its gate verdict passes, so follow mode serves it, only if the
+   champion is worse *beyond chance* (the gate's paired test, with no tolerance): on a tie the
+   champion stays. The next champion version faces the served challenger at the gate like any
+   served version.
+
+Its metadata's ``contest`` holds both scores, which ``/models`` shows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from loguru import logger
+
+from app.data.lake import BatchNotFound
+from app.lifecycle import gate
+from app.models.challenger import ChallengerRegressor
+from app.models.metrics import regression_metrics
+from app.models.registry import VersionTaken
+
+CHALLENGE_EVERY = 10
+WINDOW_BATCHES = 10
+
+
+def due(seqs: list[int]) -> bool:
+    """Whether a train step that learnt batches numbered ``seqs`` should start a contest."""
+    return any(seq % CHALLENGE_EVERY == 0 for seq in seqs)
+
+
+def contest(learner) -> dict | None:
+    """Fit, score and publish a challenger; its metadata, or None when there is nothing to fit.
+
+    ``learner`` is the :class:`~app.lifecycle.learning.Learner` of the home (its caches and
+    its view of the lineage are the train step's own).
+    """
+    home = learner.home
+    head = learner.lineage_head(home.registry.latest_version() or 0)
+    if head is None:
+        return None
+    window = learner.recent_lineage_batches(head)[-WINDOW_BATCHES:]
+    frames = []
+    for batch_id in window:
+        try:
+            frames.append(home.lake.read("normalized", batch_id))
+        except BatchNotFound:
+            continue  # forgotten meanwhile, or its rows already dropped by retention
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(rows) < 2:
+        return None
+    challenger = ChallengerRegressor().fit(rows, rows["salario"])
+    while True:
+        newest = home.registry.latest_version() or 0
+        champion = learner.lineage_head(newest)
+        verdict, scores = judge(challenger, champion, learner.pool(
+            learner.recent_lineage_batches(champion)), learner.served())
+        fields = {"kind": "challenger", "batch_id": window[-1], "batch_ids": [],
+                  "window_batch_ids": window, "n_batch": 0, "parent_version": champion.version,
+                  "lineage": False, "drift": False, "suspect": False, "drift_confirmed": None,
+                  "window_start_seq": champion.metadata.get("window_start_seq"),
+                  "metrics": {"prequential": None, "holdout": scores["challenger"]},
+                  "contest": scores, "gate": verdict}
+        try:
+            metadata = home.registry.publish(challenger, newest + 1, **fields)
+            break
+        except VersionTaken:
+            continue  # a train step published meanwhile: judge against its champion
+    home.notify("version", metadata["version"])
+    logger.info("challenger version {} (trees on {} batches): {}", metadata["version"],
+                len(window), verdict["reason"])
+    return metadata
+
+
+def judge(challenger, champion, pool: pd.DataFrame, served) -> tuple[dict, dict]:
+    """The challenger's gate verdict, and both models' scores on ``pool``."""
+    verdict = {"passed": False, "batch_hurt": False, "tolerance": 0.0,
+               "holdout_rows": int(len(pool)), "parent_version": champion.version,
+               "served_version": served.version if served else None}
+    scores = {"champion_version": champion.version, "champion": None, "challenger": None,
+              "winner": "champion"}
+    if pool.empty:
+        verdict["reason"] = "no held-out rows yet to compare on: the champion stays"
+        return verdict, scores
+    truth = pool["salario"].to_numpy(dtype=float)
+    mine = gate.predictions(challenger, pool)
+    theirs = gate.predictions(champion.model, pool)
+    scores.update(champion=regression_metrics(truth, theirs),
+                  challenger=regression_metrics(truth, mine))
+    won = gate.worse_beyond_chance(theirs, mine, truth, tolerance=0.0)
+    scores["winner"] = "challenger" if won else "champion"
+    verdict.update(passed=won, candidate=scores["challenger"], served=scores["champion"])
+    verdict["reason"] = (
+        f"challenger holdout MSE {scores['challenger']['mse']:,.0f} against "
+        f"{scores['champion']['mse']:,.0f} for the champion, version {champion.version}, on "
+        f"{len(pool):,} held-out rows: "
+        + ("the challenger is better beyond chance and is served" if won
+           else "not better beyond chance, so the champion stays"))
+    return verdict, scores
