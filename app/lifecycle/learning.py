@@ -36,7 +36,7 @@ from app.data.lake import BatchNotFound
 from app.data.ledger import UnknownBatch, now
 from app.lifecycle import gate, marks
 from app.lifecycle.home import Home
-from app.models.drift import DriftMonitor
+from app.models.drift import DriftMonitor, chunk_errors
 from app.models.metrics import regression_metrics
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound, VersionTaken
 from app.models.regressor import SalaryRegressor
@@ -253,7 +253,7 @@ class Learner:
         while len(history) < DRIFT_REPLAY:
             prequential = (metadata.get("metrics") or {}).get("prequential")
             if prequential:
-                history.append(prequential["mae"])
+                history.append(prequential.get("chunk_mae") or [prequential["mae"]])
             parent = metadata.get("parent_version")
             if not parent:
                 break
@@ -348,11 +348,11 @@ class Learner:
                       window_start_seq=head.metadata.get("window_start_seq") if head else None)
         base = head.model.stats_ if head else SufficientStats.empty()
         monitor = self.monitor(head)
-        if prequential is not None and monitor.update(prequential["mae"]):
+        if prequential is not None and monitor.update(prequential["chunk_mae"]):
             fields.update(drift=True, suspect=True, window_start_seq=first_seq)
             base = SufficientStats.empty()
             # What a replay of the new window would give: it starts with this step's error.
-            monitor = DriftMonitor().replay([prequential["mae"]])
+            monitor = DriftMonitor().replay([prequential["chunk_mae"]])
 
         added = sum(stats.values(), SufficientStats.empty())
         model = SalaryRegressor(**(head.model.get_params() if head else {})).set_stats(base + added)
@@ -547,6 +547,9 @@ def batch_status(metadata: dict) -> str:
 
 
 def score_prequential(head: LoadedModel | None, rows: pd.DataFrame) -> dict | None:
+    """``head``'s scores on ``rows`` before learning them, with the drift monitor's observations."""
     if head is None:
         return None
-    return regression_metrics(rows["salario"], head.model.predict(rows))
+    predicted = head.model.predict(rows)
+    return {**regression_metrics(rows["salario"], predicted),
+            "chunk_mae": chunk_errors(rows["salario"], predicted)}

@@ -1,9 +1,13 @@
-"""Change detection on the prequential error: river's ADWIN over one value per train step.
+"""Change detection on the prequential error: river's ADWIN over the errors of each train step.
 
-Each train step scores the model on the batch before learning it; the mean absolute error of
-that score is one observation. ADWIN keeps a window of them and cuts it when its older and newer
-parts differ by more than chance allows. Only a rise is drift: the error falling (the model
-still learning, or a change for the better) is no reason to distrust the past.
+Each train step scores the model on the batch before learning it. The absolute errors of that
+score, averaged over ``CHUNKS`` consecutive slices of the batch, are the step's observations
+(:func:`chunk_errors`). ADWIN keeps a window of them and cuts it when its older and newer parts
+differ by more than chance allows. Its bound grows with the window's variance, and a change
+inflates that variance, so one mean per batch would need tens of batches of history before a
+jump of half the error could pass it; a few dozen slice means per batch let the first changed
+batch do it. Only a rise is drift: the error falling (the model still learning, or a change for
+the better) is no reason to distrust the past.
 
 The detector is rebuilt from the observations of the versions since the last adaptation
 (:meth:`DriftMonitor.replay`), so it needs no state of its own on disk and every worker
@@ -12,25 +16,40 @@ reaches the same verdict on the same history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 from river.drift import ADWIN
 
 # The sensitivity: a cut needs evidence at this significance. Tuned on bench/quality.py.
 DELTA = 0.002
+# Observations per train step: the means of this many slices of the batch's absolute errors.
+CHUNKS = 20
 # Observations before the first verdict: the error falls fast while the first batches arrive.
-GRACE_PERIOD = 10
+GRACE_PERIOD = 10 * CHUNKS
 # A window may be cut one observation from its end, so a sudden change is seen at once.
 MIN_WINDOW = 1
 
 
-class DriftMonitor:
-    """``update(mae)`` after each step; True when the error has risen beyond chance.
+def chunk_errors(y_true, y_pred, chunks: int = CHUNKS) -> list[float]:
+    """Mean absolute errors of ``chunks`` consecutive slices (fewer for a small batch).
 
+    >>> chunk_errors([1, 2, 3, 4], [1, 2, 5, 8], chunks=2)
+    [0.0, 3.0]
+    """
+    errors = np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float))
+    parts = [part for part in np.array_split(errors, min(chunks, len(errors))) if len(part)]
+    return [float(part.mean()) for part in parts]
+
+
+class DriftMonitor:
+    """``update(errors)`` after each step; True when the error has risen beyond chance.
+
+    >>> rng = np.random.default_rng(0)
     >>> monitor = DriftMonitor()
-    >>> [monitor.update(1000.0 + (i % 3)) for i in range(30)].count(True)
+    >>> [monitor.update(rng.normal(1000, 40, CHUNKS)) for _ in range(30)].count(True)
     0
-    >>> monitor.update(1300.0)
+    >>> monitor.update(rng.normal(1300, 40, CHUNKS))
     True
     """
 
@@ -41,15 +60,18 @@ class DriftMonitor:
                             min_window_length=min_window)
         self.observations = 0
 
-    def update(self, value: float) -> bool:
-        """Observe one step's prequential error; whether it shows drift."""
+    def update(self, errors: Sequence[float]) -> bool:
+        """Observe one step's errors (:func:`chunk_errors`); whether they show drift."""
         before = self._adwin.estimation
-        self._adwin.update(float(value))
-        self.observations += 1
-        return bool(self._adwin.drift_detected) and value > before
+        detected = False
+        for value in errors:
+            self._adwin.update(float(value))
+            self.observations += 1
+            detected = detected or bool(self._adwin.drift_detected)
+        return detected and float(np.mean(errors)) > before
 
-    def replay(self, values: Iterable[float]) -> DriftMonitor:
-        """Observe ``values`` in order, as the steps that produced them did; returns self."""
-        for value in values:
-            self.update(value)
+    def replay(self, steps: Iterable[Sequence[float]]) -> DriftMonitor:
+        """Observe ``steps`` in order, as the steps that produced them did; returns self."""
+        for errors in steps:
+            self.update(errors)
         return self

@@ -1,0 +1,104 @@
+"""Drift through the train step: detected, flagged, audited, adapted exactly, and nothing without it.
+
+These run a generated stream (``generate_batch`` as ``pipeline.generate`` runs it) through
+``Learner.train`` on a local home: a stream of many batches on moto's S3 would take minutes and
+test nothing the storage tests do not.
+"""
+
+import numpy as np
+import pandas as pd
+
+from app.data.batches import generate_batch, normalize_batch
+from app.data.generator import generate, regime
+from app.lifecycle.learning import Learner
+from app.models.metrics import regression_metrics
+from app.models.regressor import SalaryRegressor
+
+DRIFT_AFTER = 12  # the monitor gives its first verdict after 10 observations
+SIZE = 1500
+
+
+def stream(home, learner, scenario, first, last, drift_after=DRIFT_AFTER):
+    """Generate, normalize and train batches numbered ``first``..``last``; their ids."""
+    ids = []
+    for number in range(first, last + 1):
+        batch_id = f"{scenario}{number:04d}"
+        generate_batch(home.lake, home.ledger, batch_id, SIZE, scenario, drift_after)
+        normalize_batch(home.lake, home.ledger, batch_id)
+        learner.train([batch_id])
+        ids.append(batch_id)
+    return ids
+
+
+def fresh_fit(home, batch_ids):
+    rows = pd.concat([home.lake.read("normalized", b) for b in batch_ids], ignore_index=True)
+    return SalaryRegressor().fit(rows, rows["salario"])
+
+
+def versions(home):
+    return home.registry.list()[::-1]
+
+
+def r2_ratio(model, world, seed=99):
+    test = generate(5000, seed=seed, regime=world)
+    truth = world.expected(test["idade"], test["cidade"], test["cargo"])
+    return (regression_metrics(test["salario"], model.predict(test))["r2"]
+            / regression_metrics(test["salario"], truth)["r2"])
+
+
+def test_without_drift_nothing_is_flagged_and_the_model_is_exactly_the_batch_fit(local_home):
+    home, learner = local_home, Learner(local_home)
+    ids = stream(home, learner, "none", 1, 25)
+    assert not any(m["drift"] or m["suspect"] for m in versions(home))
+    assert home.audit.page(action="drift")["events"] == []
+    served = home.registry.load(home.serving.state().version)
+    assert served.version == home.registry.latest_version()
+    expected = fresh_fit(home, ids)
+    probe = generate(500, seed=1)
+    np.testing.assert_allclose(served.model.predict(probe), expected.predict(probe), rtol=1e-9)
+    np.testing.assert_allclose(served.model.coef_, expected.coef_, rtol=1e-7,
+                               atol=1e-9 * abs(expected.coef_).max())
+    assert served.model.n_samples_seen_ == expected.n_samples_seen_
+
+
+def test_a_sudden_change_is_flagged_audited_and_learnt_from_the_batches_since_it(local_home):
+    home, learner = local_home, Learner(local_home)
+    ids = stream(home, learner, "sudden", 1, DRIFT_AFTER + 5)
+    flagged = [m for m in versions(home) if m["drift"]]
+    assert flagged, "the change was not detected"
+    first = flagged[0]
+    number = home.ledger.get(first["batch_id"])["generated_number"]
+    assert DRIFT_AFTER <= number <= DRIFT_AFTER + 2, "detected too late, or before the change"
+
+    event = home.audit.page(action="drift")["events"][-1]
+    assert event["batch_id"] == first["batch_id"] and event["to_version"] == first["version"]
+    assert "prequential MAE" in event["reason"]
+    assert home.audit.page(action="adapted")["events"], "the change was never confirmed"
+
+    # Recovered: the served model is exactly the fit of the batches since the change...
+    served = home.registry.load(home.serving.state().version)
+    since = [b for b in ids if home.ledger.get(b)["seq"] >= served.metadata["window_start_seq"]]
+    assert since == ids[number - 1:]
+    expected = fresh_fit(home, since)
+    probe = generate(500, seed=2)
+    np.testing.assert_allclose(served.model.predict(probe), expected.predict(probe), rtol=1e-9)
+    # ...and it is as good as the new world allows, where the model of everything is not.
+    world = regime("sudden", DRIFT_AFTER + 5, DRIFT_AFTER)
+    assert r2_ratio(served.model, world) >= 0.97
+    assert r2_ratio(fresh_fit(home, ids), world) < 0.95
+
+
+def test_forgetting_a_batch_after_an_adaptation_stays_exact(local_home):
+    home, learner = local_home, Learner(local_home)
+    ids = stream(home, learner, "sudden", 1, DRIFT_AFTER + 4)
+    window = home.registry.load(home.serving.state().version).metadata["window_start_seq"]
+    since = [b for b in ids if home.ledger.get(b)["seq"] >= window]
+    # A batch from before the change is no longer in the model: forgetting it makes no version.
+    newest = home.registry.latest_version()
+    assert learner.forget(ids[0], reason="old data", by="ops")["forgotten"]["version"] is None
+    assert home.registry.latest_version() == newest
+    entry = learner.forget(since[1], reason="deletion request", by="dpo")
+    forgot = home.registry.load(entry["forgotten"]["version"]).model
+    expected = fresh_fit(home, [b for b in since if b != since[1]])
+    probe = generate(500, seed=3)
+    np.testing.assert_allclose(forgot.predict(probe), expected.predict(probe), rtol=1e-9)
