@@ -32,6 +32,8 @@ from app.models.registry import VersionTaken
 
 CHALLENGE_EVERY = 10
 WINDOW_BATCHES = 10
+# ``/models`` looks this far below the newest version for the latest contest.
+CONTEST_LOOKBACK = 5 * CHALLENGE_EVERY
 
 
 def due(seqs: list[int]) -> bool:
@@ -80,6 +82,16 @@ def contest(learner) -> dict | None:
     logger.info("challenger version {} (trees on {} batches): {}", metadata["version"],
                 len(window), verdict["reason"])
     return metadata
+
+
+def latest_contest(registry) -> dict | None:
+    """The newest challenger's contest: both versions and scores, and which won; or None."""
+    for _, metadata in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
+        if metadata.get("kind") == "challenger" and metadata.get("contest"):
+            return {"challenger_version": metadata["version"], "at": metadata["created_at"],
+                    "window_batches": len(metadata.get("window_batch_ids") or []),
+                    **metadata["contest"]}
+    return None
 
 
 def judge(challenger, champion, pool: pd.DataFrame, served) -> tuple[dict, dict]:

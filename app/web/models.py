@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from app.lifecycle.challenge import latest_contest
 from app.web import schemas
 from app.web.errors import InvalidRequest
 from app.web.openapi import documented
@@ -15,11 +16,13 @@ bp = Blueprint("models", __name__)
 @bp.get("/models")
 @documented(query=schemas.ModelsQuery, responses={200: "the versions, newest first"})
 def list_models():
-    """``{"models": [...], "total": N}``: at most ``limit`` versions, newest first.
+    """``{"models": [...], "total": N, "contest": ...}``: at most ``limit`` versions, newest
+    first, and the latest contest of champion and challenger with both scores (or null).
 
     Read by number from the newest down, never by listing a folder: as fast with 100,000
     versions as with 100. Each version's ``forgotten_batches`` names the forgotten batches it
-    learnt from (see :mod:`app.lifecycle.marks`): such a version stays listed, marked.
+    learnt from (see :mod:`app.lifecycle.marks`): such a version stays listed, marked. Its
+    ``kind`` says whether it is a champion or a challenger.
     """
     config = current_app.config
     try:
@@ -32,4 +35,5 @@ def list_models():
     forgotten = home.forgotten.entries()
     for metadata in models:
         metadata["forgotten_batches"] = home.forgotten.learnt_by(metadata, forgotten)
-    return {"models": models, "total": models[0]["version"] if models else 0, "limit": limit}
+    return {"models": models, "total": models[0]["version"] if models else 0, "limit": limit,
+            "contest": latest_contest(home.registry)}

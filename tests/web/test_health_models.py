@@ -17,7 +17,8 @@ def test_health_names_the_version_served_and_how_much_it_has_seen(client, served
 
 
 def test_models_is_empty_before_any_model(client):
-    assert client.get("/models").get_json() == {"models": [], "total": 0, "limit": 100}
+    assert client.get("/models").get_json() == {"models": [], "total": 0, "limit": 100,
+                                                "contest": None}
 
 
 def test_models_lists_versions_newest_first_with_their_metadata(client, registry, save_model,
@@ -45,3 +46,25 @@ def test_a_bad_models_limit_is_a_400_naming_limit(client, limit):
     response = client.get("/models", query_string={"limit": limit})
     assert response.status_code == 400
     assert response.get_json()["error"] == "limit: must be a whole number between 1 and 1,000"
+
+
+def test_models_shows_champion_and_challenger_with_their_scores_and_serves_the_winner(
+        client, registry, save_model, first_model):
+    from app.data.generator import generate
+    from app.models.challenger import ChallengerRegressor
+
+    champion = save_model(first_model, "b1")
+    rows = generate(3000, seed=5)
+    scores = {"champion_version": champion, "champion": {"mse": 2.0e6, "r2": 0.78},
+              "challenger": {"mse": 1.9e6, "r2": 0.79}, "winner": "challenger"}
+    registry.publish(ChallengerRegressor(max_iter=20).fit(rows, rows["salario"]), champion + 1,
+                     kind="challenger", batch_id="b1", batch_ids=[], window_batch_ids=["b1"],
+                     lineage=False, metrics={"prequential": None}, contest=scores,
+                     gate={"passed": True, "reason": "better beyond chance"})
+    body = client.get("/models").get_json()
+    assert [m.get("kind", "champion") for m in body["models"]] == ["challenger", "champion"]
+    contest = body["contest"]
+    assert contest["challenger_version"] == champion + 1 and contest["winner"] == "challenger"
+    assert contest["champion"]["mse"] == 2.0e6 and contest["challenger"]["mse"] == 1.9e6
+    answer = client.post("/predict", json={"idade": 35, "cidade": "Recife", "cargo": "Professor"})
+    assert answer.status_code == 200 and answer.get_json()["model_version"] == champion + 1
