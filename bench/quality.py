@@ -48,6 +48,7 @@ Under the table, each bar of issue 10 with its figure and PASS or FAIL. Nothing 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -57,7 +58,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# scikit-learn's and river's numeric threads spin while they wait: on a shared machine that
+# burns the cores the pipeline's steps need, for no gain on these sizes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from loguru import logger  # noqa: E402
 
@@ -349,6 +355,46 @@ def bars(results: dict[str, Run], drift_after: int) -> list[tuple[str, bool]]:
     return checks
 
 
+def figures(results: dict[str, Run], drift_after: int) -> list:
+    """The bars as rows of ``make bench``'s one table (bench/table.py): value, baseline, bar."""
+    from bench.table import Figure
+
+    rows = []
+    for scenario, result in results.items():
+        p = row_figures(result, "pipeline", drift_after)
+        false = Figure(f"quality {scenario}: false alarms", p["false"], "alarms", baseline=1,
+                       baseline_name="one alarm", higher=False, bar=0)
+        if scenario == "none":
+            lowest = min(result.ratios["pipeline"][b] / result.ratios["batch fit"][b]
+                         for b in result.ratios["pipeline"])
+            rows += [false, Figure(f"quality none: served R² / batch fit's, lowest of "
+                                   f"{result.batches} batches", lowest, "x", baseline=1.0,
+                                   baseline_name="batch fit", bar=0.999)]
+        if scenario == "sudden":
+            before = [result.prequential_mae[b] for b in range(drift_after - 10, drift_after)
+                      if b in result.prequential_mae]
+            rows += [
+                false,
+                Figure("quality sudden: detection delay", p["delay"] if p["delay"] is not None
+                       else float(result.batches), "batches", baseline=3,
+                       baseline_name="3 batches", higher=False, bar=1.0),
+                Figure(f"quality sudden: R² {AFTER} batches after / ground truth's",
+                       p["later"] or 0.0, "x", baseline=1.0, baseline_name="ground truth",
+                       bar=0.97),
+                Figure(f"quality sudden: prequential MAE {AFTER} batches after",
+                       result.prequential_mae[drift_after + AFTER], "BRL",
+                       baseline=float(np.mean(before)), baseline_name="pre-drift",
+                       higher=False, bar=1.10)]
+        if scenario == "gradual":
+            rows += [false, Figure("quality gradual: lowest R² / ground truth's", p["min"] or 0.0,
+                                   "x", baseline=1.0, baseline_name="ground truth", bar=0.95)]
+        best = max((row_figures(result, name, drift_after)["later"] or 0.0) for name in RIVER)
+        rows.append(Figure(f"quality {scenario}: R² {AFTER} batches after the change",
+                           p["later"] or 0.0, "x", baseline=best, baseline_name="best river",
+                           bar=1.0))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=2000)
@@ -384,7 +430,10 @@ def main() -> int:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
         failed += not ok
     served = {s: sorted(set(r.served.values())) for s, r in results.items()}
-    print(f"\nserved kinds at checkpoints: {served}; ran {time.perf_counter() - started:.0f} s")
+    print(f"\nserved kinds at checkpoints: {served}; ran {time.perf_counter() - started:.0f} s\n")
+    from bench.table import report
+
+    report(figures(results, args.drift_after))
     return 1 if failed else 0
 
 
