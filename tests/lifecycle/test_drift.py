@@ -48,7 +48,7 @@ def r2_ratio(model, world, seed=99):
 
 def test_without_drift_nothing_is_flagged_and_the_model_is_exactly_the_batch_fit(local_home):
     home, learner = local_home, Learner(local_home)
-    ids = stream(home, learner, "none", 1, 25)
+    ids = stream(home, learner, "none", 1, 15)
     assert not any(m["drift"] or m["suspect"] for m in versions(home))
     assert home.audit.page(action="drift")["events"] == []
     served = home.registry.load(home.serving.state().version)
