@@ -37,6 +37,34 @@ def salaries_times_100(batch_id, seed, n=1000):
     return frame
 
 
+def cluster_redis_url(redis_url: str) -> str:
+    """A Redis database for the processes a test starts itself (``TEST_REDIS_CLUSTER_DB``),
+    emptied: the session's in-process worker never takes their messages."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("TEST_REDIS_CLUSTER_DB", "14")
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def celery_process(*args, env, log, cwd):
+    """``celery -A worker ARGS`` in a child process, its output to ``log``."""
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", *args], cwd=cwd,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_processes(processes, timeout: float = 30) -> None:
+    """SIGTERM each process, then wait for all; one that will not stop is killed."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout

@@ -5,9 +5,6 @@ never takes their messages.
 """
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import redis
 from celery import Celery
 
 from app.lifecycle.home import Home
-from tests.support import wait_for
+from tests.support import celery_process, cluster_redis_url, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +23,14 @@ BATCH_SIZE = 150
 
 
 def celery(*args, env, log):
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", *args], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return celery_process(*args, env=env, log=log, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
 def cluster(redis_url, tmp_path_factory):
     home = tmp_path_factory.mktemp("cluster-home")
-    url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("TEST_REDIS_CLUSTER_DB", "14")
+    url = cluster_redis_url(redis_url)
     client = redis.Redis.from_url(url)
-    client.flushdb()
     env = {**os.environ, "REDIS_URL": url, "PIPELINE_HOME": str(home),
            "GENERATE_EVERY": str(GENERATE_EVERY), "BATCH_SIZE": str(BATCH_SIZE)}
     log = open(home / "cluster.log", "w")
@@ -50,13 +45,7 @@ def cluster(redis_url, tmp_path_factory):
              what="both workers to answer")
     started = time.monotonic()
     yield {"app": client_app, "home": Home(str(home)), "started": started, "log": home / "cluster.log"}
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(processes, timeout=20)
     log.close()
     client.flushdb()
 

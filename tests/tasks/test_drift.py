@@ -7,9 +7,6 @@ would run one.
 """
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from app.data.generator import generate, regime
 from app.lifecycle.challenge import CHALLENGE_EVERY
 from app.lifecycle.home import Home
 from app.models.regressor import SalaryRegressor
-from tests.support import wait_for
+from tests.support import celery_process, cluster_redis_url, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,25 +32,18 @@ SIZE = 1500
 @pytest.fixture(scope="module")
 def drifting(redis_url, tmp_path_factory):
     home = tmp_path_factory.mktemp("drift-home")
-    url = redis_url.rsplit("/", 1)[0] + "/" + os.environ.get("TEST_REDIS_CLUSTER_DB", "14")
+    url = cluster_redis_url(redis_url)
     client = redis.Redis.from_url(url)
-    client.flushdb()
     env = {**os.environ, "REDIS_URL": url, "PIPELINE_HOME": str(home), "DRIFT": "sudden",
            "DRIFT_AFTER": str(DRIFT_AFTER), "BATCH_SIZE": str(SIZE)}
     log = open(home / "worker.log", "w")
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "worker", "-c",
-                               "2", "--loglevel=INFO"], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    worker = celery_process("worker", "-c", "2", "--loglevel=INFO", env=env, log=log, cwd=ROOT)
     app = Celery("drift-client", broker=url, backend=url)
     try:
         wait_for(lambda: app.control.ping(timeout=0.5), timeout=60, what="the worker to answer")
         yield {"app": app, "home": Home(str(home)), "log": home / "worker.log"}
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_processes([worker])
         log.close()
         client.flushdb()
 
