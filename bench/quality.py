@@ -430,7 +430,8 @@ def main() -> int:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
         failed += not ok
     served = {s: sorted(set(r.served.values())) for s, r in results.items()}
-    print(f"\nserved kinds at checkpoints: {served}; ran {time.perf_counter() - started:.0f} s\n")
+    print(f"\nserved kinds at checkpoints: {served}; ran {time.perf_counter() - started:.0f} s "
+          f"({time.process_time():.0f} s of CPU)\n")
     from bench.table import report
 
     report(figures(results, args.drift_after))
