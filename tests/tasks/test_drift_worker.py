@@ -40,7 +40,7 @@ def drifting(redis_url, tmp_path_factory):
     worker = celery_process("worker", "-c", "2", "--loglevel=INFO", env=env, log=log, cwd=ROOT)
     app = Celery("drift-client", broker=url, backend=url)
     try:
-        wait_for(lambda: app.control.ping(timeout=0.5), timeout=60, what="the worker to answer")
+        wait_for(lambda: app.control.ping(timeout=0.5), timeout=180, what="the worker to answer")
         yield {"app": app, "home": Home(str(home)), "log": home / "worker.log"}
     finally:
         stop_processes([worker])
