@@ -192,10 +192,10 @@ class Run:
     served: dict[int, str] = field(default_factory=dict)
 
 
-def checkpoints(scenario: str, batches: int, drift_after: int) -> list[int]:
+def checkpoints(scenario: str, batches: int, drift_after: int, river_end: int) -> list[int]:
     every = 50 if scenario == "none" else 5
     points = set(range(drift_after, batches + 1, every)) | {
-        drift_after, drift_after + 1, drift_after + AFTER, batches}
+        drift_after, drift_after + 1, drift_after + AFTER, river_end, batches}
     return sorted(b for b in points if 1 <= b <= batches)
 
 
@@ -204,7 +204,7 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
     result = Run(scenario, batches, min(river_batches, batches))
     batch_fit, no_adapt = BatchFit(), SalaryRegressor()
     river = {"river lin+ADWIN": RiverLearner("linear", 1), "river ARF": RiverLearner("arf", 1)}
-    points = set(checkpoints(scenario, batches, drift_after))
+    points = set(checkpoints(scenario, batches, drift_after, result.river_batches))
     rng = np.random.default_rng(7)
     # In memory where the machine has it: the pipeline fsyncs every write, which measures the
     # disk (shared with other work) and not the learning.
@@ -285,7 +285,7 @@ def fmt(value, digits=4) -> str:
 def table(results: list[Run], drift_after: int) -> str:
     head = (f"{'scenario':9} {'model':16} {'on change':>9} {'right after':>11} "
             f"{f'+{AFTER} batches':>11} {'end':>12} {'lowest':>8} {'delay':>6} {'false':>6} "
-            f"{'alarms':>6}")
+            f"{'all':>6}")
     lines = [head, "-" * len(head)]
     for result in results:
         for name in MODELS:
