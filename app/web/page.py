@@ -36,7 +36,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     """
     span = max(high - low, 1e-9)
     raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
