@@ -72,16 +72,18 @@ enable_utc = True
 # Beat through RedBeat: the schedule and when each entry last ran live in Redis, not in a
 # celerybeat-schedule file, and a lock lets one beat of many send anything. Each beat that
 # does not hold the lock tries again every beat_max_loop_interval seconds; the holder extends
-# it on every tick, so when the holder dies (its host gone) another takes over within
-# redbeat_lock_timeout, and continues the schedule from the last run Redis recorded: no slot
-# is sent twice.
+# it on every tick (at least that often), so when the holder dies (its host gone, or killed
+# and restarted by make run) a beat takes over within redbeat_lock_timeout plus one retry,
+# about 12 s, and continues the schedule from the last run Redis recorded: no slot is sent
+# twice. A holder starved of CPU for longer than the timeout loses the lock, and its next
+# tick raises before it sends anything (beat exits; make run restarts it).
 beat_scheduler = "redbeat.RedBeatScheduler"
 # Its password goes in redbeat_redis_options, whose "password" Celery masks when a worker's
 # settings are shown (Flower's worker page): Celery masks broker_url but not redbeat_redis_url.
 redbeat_redis_url, _redis_password = settings.split_password(_settings.redis_url)
 redbeat_key_prefix = "pipeline:redbeat"
-beat_max_loop_interval = 5
-redbeat_lock_timeout = 25
+beat_max_loop_interval = 2
+redbeat_lock_timeout = 10
 # While Redis is away, beat's own calls wait for it (retrying, forever) instead of ending beat.
 redbeat_redis_options = {"retry_period": -1,
                          **({"password": _redis_password} if _redis_password else {})}

@@ -76,5 +76,5 @@ def test_redbeat_reads_our_lock_and_wakes_often_enough_to_take_over(celery_app):
 
     config = RedBeatConfig(celery_app)
     assert config.lock_key == "pipeline:redbeat:lock"
-    assert config.lock_timeout == 25
+    assert config.lock_timeout == 10
     assert celery_app.conf.beat_max_loop_interval * 3 < config.lock_timeout
