@@ -272,7 +272,8 @@ class Learner:
         ledger = self.home.ledger
         waiting = [batch for batch in map(ledger.get, dict.fromkeys(batch_ids))
                    if batch["status"] == "normalized"]
-        waiting = self._repair(waiting)
+        checked = self.home.registry.latest_version() or 0
+        waiting = self._repair(waiting, range(checked, max(checked - REPAIR_LOOKBACK, 0), -1))
         if not waiting:
             return self._nothing_waiting(batch_ids[0])
         waiting.sort(key=lambda batch: batch["seq"])
@@ -291,21 +292,26 @@ class Learner:
         seqs = {batch["batch_id"]: batch["seq"] for batch in waiting}
 
         while True:
+            newest = self.home.registry.latest_version() or 0
+            if newest > checked:
+                # Another writer published since the check, maybe these very batches (the same
+                # message delivered twice, or a claim lost below): look at its versions too.
+                still = {b["batch_id"] for b in self._repair([ledger.get(b) for b in frames],
+                                                             range(newest, checked, -1))}
+                checked = newest
+                if not still:
+                    return self._nothing_waiting(next(iter(frames)))
+                frames = {b: frame for b, frame in frames.items() if b in still}
+                stats = {b: stats[b] for b in frames}
             rows = pd.concat(frames.values(), ignore_index=True)
             if rows.empty:
                 raise NothingToLearn(f"batches {', '.join(frames)} hold no row to learn")
-            newest = self.home.registry.latest_version() or 0
             plan = self._plan(newest, list(frames), rows, stats, min(seqs[b] for b in frames))
             try:
                 metadata = self.home.registry.publish(plan.model, newest + 1, **plan.fields)
                 break
             except VersionTaken:
-                # Another writer published meanwhile, maybe these very batches: re-read, merge again.
-                still = {b["batch_id"] for b in self._repair([ledger.get(b) for b in frames])}
-                if not still:
-                    return self._nothing_waiting(next(iter(frames)))
-                frames = {b: frame for b, frame in frames.items() if b in still}
-                stats = {b: stats[b] for b in frames}
+                continue  # the next turn re-reads what the winner learnt, and merges again
         self.home.notify("version", metadata["version"])
         if plan.fields["lineage"]:
             self._monitors.put(metadata["version"], plan.monitor)
@@ -383,14 +389,13 @@ class Learner:
                 return None
         return None
 
-    def _repair(self, waiting: list[dict]) -> list[dict]:
-        """``waiting`` without batches a published version already learnt (recording them)."""
+    def _repair(self, waiting: list[dict], versions: range) -> list[dict]:
+        """``waiting`` without batches one of ``versions`` already learnt (recording them)."""
         if not waiting:
             return waiting
         registry, ledger = self.home.registry, self.home.ledger
-        newest = registry.latest_version() or 0
         learnt: dict[str, dict] = {}
-        for version in range(newest, max(newest - REPAIR_LOOKBACK, 0), -1):
+        for version in versions:
             try:
                 metadata = registry.metadata(version)
             except (VersionNotFound, CorruptModel):
