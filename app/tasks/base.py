@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from functools import cached_property
@@ -19,9 +20,10 @@ from app.lifecycle.home import Home
 from app.lifecycle.learning import Learner
 
 TRAIN_LOCK = "pipeline:train-lock"
-# Training a step takes well under a second; a holder that died frees the lock this soon. The
+# The holder renews the lock every third of this while its step runs, however long the step,
+# so a holder that died (its host gone) frees it this soon and training goes on elsewhere. The
 # lock only saves work: publication is safe without it (see app.lifecycle.learning).
-TRAIN_LOCK_TIMEOUT = 30
+TRAIN_LOCK_TIMEOUT = 10
 TRAIN_LOCK_WAIT = 30
 # Normalized batches waiting for training; a train step takes all of them at once.
 PENDING = PENDING_TRAIN
@@ -79,17 +81,24 @@ class PipelineTask(Task):
         The lock's token is the task id, so a task delivered again after its process died
         holding the lock takes it over at once instead of waiting for it to expire.
         """
+        # Not thread-local: the renewing thread must see the token this one took.
         lock = self.redis.lock(TRAIN_LOCK, timeout=TRAIN_LOCK_TIMEOUT,
-                               blocking_timeout=TRAIN_LOCK_WAIT)
+                               blocking_timeout=TRAIN_LOCK_WAIT, thread_local=False)
         token = (self.request.id or uuid.uuid4().hex).encode()
         with contextlib.suppress(redis.exceptions.LockNotOwnedError):
             lock.do_release(token)  # atomic: only when the lock still holds our token
             logger.warning("took over the train lock this task held when its process died")
         if not lock.acquire(token=token):
             raise TrainLockBusy(f"the train lock was busy for {TRAIN_LOCK_WAIT} s")
+        done = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(lock, done), daemon=True,
+                                   name="train-lock-renewer")
+        renewer.start()
         try:
             yield
         finally:
+            done.set()
+            renewer.join()
             try:
                 lock.release()
             except redis.exceptions.LockError:
@@ -195,3 +204,14 @@ class PipelineTask(Task):
             (line.error if outcome == "failure" else line.warning)("{} error={}", text, error)
         else:
             line.info("{}", text)
+
+
+def _renew(lock, done: threading.Event) -> None:
+    """Push the lock's expiry back every third of its timeout until ``done``."""
+    while not done.wait(TRAIN_LOCK_TIMEOUT / 3):
+        try:
+            lock.extend(TRAIN_LOCK_TIMEOUT, replace_ttl=True)
+        except redis.exceptions.RedisError as error:
+            # Lost (expired, or Redis away): the step goes on; publication stays safe.
+            logger.warning("could not renew the train lock: {}", error)
+            return

@@ -32,7 +32,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 WEB_PORT, REDIS_PORT, S3_PORT = 5000, 6379, 9000
 BUCKET = "pipeline"
-GENERATE_EVERY = 1
+GENERATE_EVERY = 2
+# A batch the dead host held is sent on again by the recovery pass (pipeline.recover) once it
+# has stalled for 30 s; everything made before the end must be learnt within this.
+DRAIN_TIMEOUT = 150.0
 SWITCH_BAR = 1.0  # seconds for every host to serve a new version
 TAKEOVER_BAR = 30.0  # seconds for versions to come again after a host dies
 
@@ -115,6 +118,12 @@ def start_host(host: netns.Host, redis_url: str, endpoint: str, logs: Path) -> s
     return f"http://{host.address}:{WEB_PORT}"
 
 
+def unsettled(home: Home, before: float) -> list[tuple[str, str]]:
+    """Batches made before ``before`` that no version has learnt (or refused) yet."""
+    return [(b["batch_id"], b["status"]) for b in home.ledger.newest_first()
+            if epoch(b["created_at"]) < before and b["status"] not in ("trained", "refused")]
+
+
 def beat_holder(hosts: list[netns.Host], logs: Path) -> netns.Host:
     """The host whose beat sent the latest scheduled task (the one holding the lock)."""
     latest: dict[str, int] = {}
@@ -174,10 +183,11 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
         takeover = min(epoch(b["created_at"]) for b in generated_after) - killed_at
         version_gap = epoch(after[0]["created_at"]) - killed_at
         assert takeover <= TAKEOVER_BAR, f"no generation for {takeover:.1f} s after the kill"
-        assert epoch(after[2]["created_at"]) - killed_at <= TAKEOVER_BAR + 10
+        assert version_gap <= TAKEOVER_BAR, f"no version for {version_gap:.1f} s after the kill"
         ended_at = time.time()
         survivor_url = f"http://{survivor.address}:{WEB_PORT}"
-        time.sleep(5)  # the survivor's last in-flight batches finish
+        support.wait_for(lambda: not unsettled(home, ended_at), timeout=DRAIN_TIMEOUT,
+                         interval=1.0, what="every batch made before the end to be learnt")
     finally:
         watcher.stopping.set()
 
@@ -196,10 +206,7 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
             learnt_by[batch_id].append(metadata["version"])
     twice = {batch: seen for batch, seen in learnt_by.items() if len(seen) > 1}
     assert not twice, f"batches learnt more than once: {twice}"
-    settled = [b for b in home.ledger.newest_first() if epoch(b["created_at"]) < ended_at - 15]
-    untrained = [(b["batch_id"], b["status"]) for b in settled
-                 if b["status"] not in ("trained", "refused")]
-    assert not untrained, f"batches never trained: {untrained}"
+    settled = [b for b in home.ledger.newest_first() if epoch(b["created_at"]) < ended_at]
     for batch in settled:
         assert learnt_by[batch["batch_id"]] == [batch["version"]], batch
 

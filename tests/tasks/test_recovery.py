@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -97,4 +98,17 @@ def test_a_task_delivered_again_takes_over_the_train_lock_it_held(session_home, 
     client.set(DELIVERIES + task_id, 1)
     version = train.apply_async((batch_id,), task_id=task_id).get(timeout=20)
     assert session_home.ledger.get(batch_id)["version"] == version
+    assert not client.exists(TRAIN_LOCK)
+
+
+def test_the_train_lock_is_renewed_while_its_step_runs_and_kept_short(redis_url, monkeypatch):
+    """A step longer than the lock's timeout keeps it; a dead holder's lock goes within it."""
+    from app.tasks import base
+
+    monkeypatch.setattr(base, "TRAIN_LOCK_TIMEOUT", 1)
+    client = redis.Redis.from_url(redis_url)
+    with train.train_lock():
+        time.sleep(2.5)
+        assert client.exists(TRAIN_LOCK)
+        assert 0 < client.pttl(TRAIN_LOCK) <= 1000
     assert not client.exists(TRAIN_LOCK)
