@@ -40,7 +40,9 @@ def test_the_page_shows_the_served_version_the_curve_with_drift_and_the_batches(
     page = grown_client.get("/").get_data(as_text=True)
     served = grown.serving.state().version
     assert f'id="served-version">{served}<' in page
-    assert 'id="serving-kind">follow<' in page
+    # Follow mode: the newest version, unless the gate refused it (then the page says so).
+    expected = "follow" if grown.registry.latest_version() == served else "gate"
+    assert f'id="serving-kind">{expected}<' in page
     chart = re.search(r'<svg id="learning-curve".*?</svg>', page, re.S).group(0)
     drifts = [point.version for point in learning_curve(grown.registry) if point.drift]
     assert drifts and chart.count('class="drift"') == len(drifts)
