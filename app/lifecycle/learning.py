@@ -251,6 +251,9 @@ class Learner:
         window = head.metadata.get("window_start_seq")
         metadata = head.metadata
         while len(history) < DRIFT_REPLAY:
+            if metadata.get("drift"):
+                # Its error is the old world's model on the new world: not this window's level.
+                break
             prequential = (metadata.get("metrics") or {}).get("prequential")
             if prequential:
                 history.append(prequential.get("chunk_mae") or [prequential["mae"]])
@@ -357,8 +360,8 @@ class Learner:
         if prequential is not None and monitor.update(prequential["chunk_mae"]):
             fields.update(drift=True, suspect=True, window_start_seq=first_seq)
             base = SufficientStats.empty()
-            # What a replay of the new window would give: it starts with this step's error.
-            monitor = DriftMonitor().replay([prequential["chunk_mae"]])
+            # What a replay of the new window gives: its errors start with the next step.
+            monitor = DriftMonitor()
 
         added = sum(stats.values(), SufficientStats.empty())
         model = SalaryRegressor(**(head.model.get_params() if head else {})).set_stats(base + added)

@@ -27,8 +27,9 @@ from river.drift import ADWIN
 DELTA = 1e-7
 # Observations per train step: the means of this many slices of the batch's absolute errors.
 CHUNKS = 20
-# Observations before the first verdict: the error falls fast while the first batches arrive.
-GRACE_PERIOD = 10 * CHUNKS
+# Observations before the first verdict (of a fresh model, or after an adaptation): its error
+# falls fast over its first batches. Five batches, so a change that soon reverses is still seen.
+GRACE_PERIOD = 5 * CHUNKS
 # A window may be cut one observation from its end, so a sudden change is seen at once.
 MIN_WINDOW = 1
 
