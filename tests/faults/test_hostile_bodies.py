@@ -41,7 +41,7 @@ def hostile_app(tmp_path_factory):
                           metrics={"prequential": None})
     app = create_app({"TESTING": True, "CONFIGURE_LOGGING": False, "PIPELINE_HOME": home.url,
                       "MODEL_NOTICES": False})
-    sink = Celery("hostile-requests")
+    sink = Celery("hostile-requests", set_as_current=False)  # later tests send for real
     sink.config_from_object("celeryconfig")
     sink.conf.broker_url = "memory://"
     app.extensions["celery"] = sink

@@ -41,7 +41,7 @@ def cluster(redis_url, tmp_path_factory):
     ]
     processes.append(celery("beat", "--loglevel=INFO", env=env, log=log))
     # A client of the cluster's own broker, as a user of those machines would have.
-    client_app = Celery("cluster-client", broker=url, backend=url)
+    client_app = Celery("cluster-client", broker=url, backend=url, set_as_current=False)
     wait_for(lambda: len(client_app.control.ping(timeout=0.5)) == 2, timeout=60,
              what="both workers to answer")
     started = time.monotonic()

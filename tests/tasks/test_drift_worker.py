@@ -38,7 +38,8 @@ def drifting(redis_url, tmp_path_factory):
            "DRIFT_AFTER": str(DRIFT_AFTER), "BATCH_SIZE": str(SIZE)}
     log = open(home / "worker.log", "w")
     worker = celery_process("worker", "-c", "2", "--loglevel=INFO", env=env, log=log, cwd=ROOT)
-    app = Celery("drift-client", broker=url, backend=url)
+    # Not the current app: the session worker's tests send through worker.app, not this one.
+    app = Celery("drift-client", broker=url, backend=url, set_as_current=False)
     try:
         wait_for(lambda: app.control.ping(timeout=0.5), timeout=180, what="the worker to answer")
         yield {"app": app, "home": Home(str(home)), "log": home / "worker.log"}
