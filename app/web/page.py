@@ -32,7 +32,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round values spanning [low, high].
 
     >>> _ticks(0, 4300)
-    [0, 1000, 2000, 3000, 4000]
+    [0.0, 1000.0, 2000.0, 3000.0, 4000.0]
     """
     span = max(high - low, 1e-9)
     raw = span / count

@@ -136,10 +136,13 @@ def beat_holder(hosts: list[netns.Host], logs: Path) -> netns.Host:
     return holder
 
 
-def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, capsys):
+def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, capsys,
+                                                             monkeypatch):
     store, one, two = hosts
     redis_url, endpoint = start_store(store, tmp_path)
-    support.use_s3(endpoint)
+    # For this test only: the session's own S3 tests that run later use the session's store.
+    for name, value in support.s3_environment(endpoint).items():
+        monkeypatch.setenv(name, value)
     home = Home(f"s3://{BUCKET}/home")
     urls = {host.name: start_host(host, redis_url, endpoint, tmp_path) for host in (one, two)}
     watcher = Watcher(urls)
