@@ -129,13 +129,17 @@ class ModelRegistry:
             listed.append(metadata)
         return listed
 
-    def load(self, version: int | None = None) -> LoadedModel:
-        """Load a version (the newest by default); :class:`CorruptModel` if it cannot be."""
+    def load(self, version: int | None = None, metadata: dict | None = None) -> LoadedModel:
+        """Load a version (the newest by default); :class:`CorruptModel` if it cannot be.
+
+        ``metadata``: the version's, when the caller has just read it (one read fewer).
+        """
         if version is None:
             version = self.latest_version()
             if version is None:
                 raise VersionNotFound("no model has been trained yet")
-        metadata = self.metadata(version)
+        if metadata is None:
+            metadata = self.metadata(version)
         key = f"models/artifacts/{metadata.get('artifact')}"
         try:
             payload = self.storage.read_bytes(key)

@@ -33,7 +33,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from app.lifecycle.home import Home
 from app.lifecycle.serving import ServingState, gate_passed
-from app.models.registry import LoadedModel
+from app.models.registry import CorruptModel, LoadedModel, VersionNotFound
 from app.notices import Listener, Notifier
 
 # A record every model must answer with a finite number before it is served.
@@ -129,12 +129,20 @@ class ModelHolder:
             if (state is None or state.mode != "follow" or version in self.refused
                     or (serving is not None and version <= serving.version)):
                 return False
-            loaded = self._load_checked(version)
+            try:
+                metadata = self.registry.metadata(version)
+            except (VersionNotFound, CorruptModel, OSError):
+                return False  # the long way decides, and logs why
+            # A refused or challenger-lost version is not loaded at all: its artifact can be a
+            # model whose first load costs a second (skops, a tree ensemble), and meanwhile
+            # the notice of the version that is served would wait for this lock.
+            if not gate_passed(metadata):
+                return True
+            loaded = self._load_checked(version, metadata)
             if loaded is None:
                 return False
-            if gate_passed(loaded.metadata):
-                self._swap(loaded)
-                self.state = replace(state, version=version)
+            self._swap(loaded)
+            self.state = replace(state, version=version)
             return True
 
     def require(self) -> Serving:
@@ -202,10 +210,10 @@ class ModelHolder:
         self._swap(loaded)
         return True
 
-    def _load_checked(self, version: int) -> LoadedModel | None:
+    def _load_checked(self, version: int, metadata: dict | None = None) -> LoadedModel | None:
         """``version`` loaded and verified, or None after logging why it is refused."""
         try:
-            loaded = self.registry.load(version)
+            loaded = self.registry.load(version, metadata)
             verify(loaded)
         except Exception as error:  # noqa: BLE001 - whatever is wrong, it is not served
             reason = f"{type(error).__name__}: {error}"

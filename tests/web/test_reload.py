@@ -46,7 +46,8 @@ def test_the_model_file_is_read_once_per_version_not_per_request(client, app, sa
     registry = app.extensions["model_holder"].registry
     loads = []
     original = registry.load
-    monkeypatch.setattr(registry, "load", lambda version=None: loads.append(version) or original(version))
+    monkeypatch.setattr(registry, "load", lambda version=None, metadata=None:
+                        loads.append(version) or original(version, metadata))
     version = save_model(first_model)
     for _ in range(50):
         predict(client)
