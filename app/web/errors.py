@@ -30,9 +30,16 @@ def read_body() -> bytes:
     (chunked) body has no length: Werkzeug stops reading it at the limit and returns what it
     read, so reaching the limit is taken as going over it.
     """
-    body = request.get_data(cache=False)
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if limit is not None and request.content_length is None and len(body) >= limit:
+    length = request.content_length
+    if length is not None:
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        # The server's input stream holds exactly ``length`` bytes (PEP 3333); reading it
+        # directly skips Werkzeug's wrapper, a fifth of a one-record /predict's own time.
+        return request.environ["wsgi.input"].read(length)
+    body = request.get_data(cache=False)
+    if limit is not None and len(body) >= limit:
         raise RequestEntityTooLarge()
     return body
 
