@@ -13,6 +13,14 @@ import os
 import shutil
 import tempfile
 
+# The app is imported once, by the master, and the workers are forked from it: the imports
+# (pandas, scikit-learn: about two seconds of CPU) are not paid once per worker while the
+# worker, beat and Flower import the same at start, and a worker that dies is replaced in
+# milliseconds. Nothing the app builds at import holds a thread or a connection across the
+# fork: the model, the notices' listener and Redis connections are made at the first request,
+# and prometheus-client's values follow the process id.
+preload_app = True
+
 _made_metrics_dir = None
 _folder = os.environ.get("PIPELINE_METRICS_DIR") or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if not _folder:

@@ -201,9 +201,18 @@ class ObjectStorage(Storage):
     """Any fsspec filesystem whose single PUT is atomic: S3 and what speaks its protocol."""
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str):
-        self.fs = fs
+        self._fs, self._pid = fs, os.getpid()
         self.root = root.rstrip("/")
         self.url = url
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """This process's filesystem. fsspec's async ones (s3fs) refuse to be used across a
+        fork, and processes are forked after the storage is opened: gunicorn's workers from
+        the preloaded app, Celery's pool from the worker."""
+        if self._pid != os.getpid():
+            self._fs, self._pid = _filesystem(self.url)[0], os.getpid()
+        return self._fs
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}" if key else self.root
@@ -254,7 +263,11 @@ def open_storage(url: str | Path) -> Storage:
     text = str(url)
     if "://" not in text:
         return LocalStorage(text)
-    fs, root = fsspec.core.url_to_fs(text, use_listings_cache=False, skip_instance_cache=True)
+    fs, root = _filesystem(text)
     if isinstance(fs, LocalFileSystem):
         return LocalStorage(root)
     return ObjectStorage(fs, root, text)
+
+
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(url, use_listings_cache=False, skip_instance_cache=True)
