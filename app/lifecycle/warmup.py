@@ -1,0 +1,30 @@
+"""A rehearsal of the pipeline on a throwaway home: the first batch in a process costs what
+pandas, pandera and pyarrow set up on first use, so the worker pays it before serving."""
+
+from __future__ import annotations
+
+import tempfile
+
+from loguru import logger
+
+from app.data.batches import generate_batch, normalize_batch
+from app.lifecycle.home import Home
+from app.lifecycle.learning import Learner
+
+ROWS = 200
+
+
+def rehearse() -> None:
+    """Generate, normalize and train two small batches in a temporary home, silently."""
+    logger.disable("app")
+    try:
+        with tempfile.TemporaryDirectory(prefix="pipeline-warmup-") as folder:
+            home = Home(folder)
+            learner = Learner(home)
+            for number in range(2):  # the second step scores a parent, as every later one does
+                batch_id = f"warmup-{number}"
+                generate_batch(home.lake, home.ledger, batch_id, ROWS)
+                normalize_batch(home.lake, home.ledger, batch_id)
+                learner.train([batch_id])
+    finally:
+        logger.enable("app")
