@@ -173,6 +173,21 @@ def test_only_the_web_server_gets_the_emptied_metrics_folder(start, pids, tmp_pa
     assert f"env    | multiproc=unset web={folder}" in output.splitlines()
 
 
+def test_the_web_server_runs_at_a_higher_cpu_priority_than_the_background_roles(start, pids):
+    """So that on a shared machine an answer comes before a train step; the worker's pool
+    (what the child forks later: here a grandchild) is lowered with it."""
+    runner = start(f"worker: {sys.executable} child.py worker parent",
+                   f"web: {sys.executable} child.py web plain")
+    wait_for(lambda: all((pids / name).exists() for name in ("worker", "worker-grandchild", "web")))
+    niceness = {name: os.getpriority(os.PRIO_PROCESS, int((pids / name).read_text()))
+                for name in ("worker", "worker-grandchild", "web")}
+    ctrl_c(runner)
+    runner.communicate(timeout=15)
+    assert niceness == {"worker": os.getpriority(os.PRIO_PROCESS, 0) + 5,
+                        "worker-grandchild": os.getpriority(os.PRIO_PROCESS, 0) + 5,
+                        "web": os.getpriority(os.PRIO_PROCESS, 0)}
+
+
 def test_a_child_that_dies_after_starting_is_restarted_with_a_line_naming_it(start, pids):
     """The line says how it ended and the restart count; its leftover group is gone too."""
     runner = start("steady: python child.py steady plain",
