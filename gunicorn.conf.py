@@ -21,6 +21,13 @@ import tempfile
 # and prometheus-client's values follow the process id.
 preload_app = True
 
+# One request at a time per worker process (the Procfile starts two, one per core here).
+# Answering is CPU work under the GIL: with four threads a worker answered no more requests
+# per second, and its p99 latency doubled (10-15 ms against 5-6 ms, wrk -c16, bench/predict.py)
+# while threads queued for the GIL. Slow work never runs in a request: evaluation and training
+# are Celery tasks, and bodies are capped by MAX_CONTENT_LENGTH.
+worker_class = "sync"
+
 _made_metrics_dir = None
 _folder = os.environ.get("PIPELINE_METRICS_DIR") or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if not _folder:

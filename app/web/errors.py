@@ -23,22 +23,23 @@ class InvalidRequest(BadRequest):
         self.errors = invalid.errors
 
 
-def read_body() -> bytes:
+def read_body(app: Flask | None = None) -> bytes:
     """The request body; a 413 when it is over ``MAX_CONTENT_LENGTH``, however it was sent.
 
     A body with a ``Content-Length`` over the limit is refused before it is read. A streamed
     (chunked) body has no length: Werkzeug stops reading it at the limit and returns what it
     read, so reaching the limit is taken as going over it.
     """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    length = request.content_length
+    limit = (app or current_app).config["MAX_CONTENT_LENGTH"]
+    incoming = request._get_current_object()
+    length = incoming.content_length
     if length is not None:
         if limit is not None and length > limit:
             raise RequestEntityTooLarge()
         # The server's input stream holds exactly ``length`` bytes (PEP 3333); reading it
         # directly skips Werkzeug's wrapper, a fifth of a one-record /predict's own time.
-        return request.environ["wsgi.input"].read(length)
-    body = request.get_data(cache=False)
+        return incoming.environ["wsgi.input"].read(length)
+    body = incoming.get_data(cache=False)
     if limit is not None and len(body) >= limit:
         raise RequestEntityTooLarge()
     return body

@@ -259,6 +259,6 @@ def get_home() -> Home:
     return current_app.extensions["home"]
 
 
-def get_model_holder() -> ModelHolder:
-    """The current app's holder (only inside a request or app context)."""
-    return current_app.extensions["model_holder"]
+def get_model_holder(app: Flask | None = None) -> ModelHolder:
+    """``app``'s holder; by default the current app's (only inside a request or app context)."""
+    return (app or current_app).extensions["model_holder"]
