@@ -188,6 +188,17 @@ BACKOFF = 0.5
 NICENESS = {"worker": 5, "beat": 5, "flower": 5}
 
 
+def lower_priority(leader: int, niceness: int) -> None:
+    """Run the session ``leader`` leads at ``niceness``: its process group (what it forks
+    later, the worker's pool, inherits it) and, where the kernel groups each session for the
+    scheduler (autogroups: CPU is shared between sessions whatever their processes' nice
+    values), the session's group too. A child that already died is left to died()."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PGRP, leader, niceness)
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{leader}/autogroup").write_text(str(niceness))
+
+
 @dataclass
 class Process:
     """One Procfile line under supervision: its current child and its history of deaths."""
@@ -221,9 +232,7 @@ class Supervisor:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         if process.name in NICENESS:
-            # The whole group: what the child forks later (the worker's pool) inherits it.
-            with contextlib.suppress(OSError):  # it may have died already; died() will say
-                os.setpriority(os.PRIO_PGRP, process.child.pid, NICENESS[process.name])
+            lower_priority(process.child.pid, NICENESS[process.name])
         process.started_at, process.due_at = time.monotonic(), None
         thread = threading.Thread(target=relay, args=(process.name, self.width,
                                                       process.child.stdout), daemon=True)
