@@ -15,7 +15,12 @@ ROWS = 200
 
 
 def rehearse() -> None:
-    """Generate, normalize and train two small batches in a temporary home, silently."""
+    """Generate, normalize and train two small batches in a temporary home, silently; and
+    import what the first challenger's publication would (skops: half a second idle, seconds
+    on a busy machine, in each pool process). The challenger is not fitted here: its OpenMP
+    threads must not be started before the pool forks."""
+    import skops.io  # noqa: F401 - imported for the pool processes to inherit
+
     logger.disable("app")
     try:
         with tempfile.TemporaryDirectory(prefix="pipeline-warmup-") as folder:
