@@ -16,9 +16,10 @@ import tempfile
 # The app is imported once, by the master, and the workers are forked from it: the imports
 # (pandas, scikit-learn: about two seconds of CPU) are not paid once per worker while the
 # worker, beat and Flower import the same at start, and a worker that dies is replaced in
-# milliseconds. Nothing the app builds at import holds a thread or a connection across the
-# fork: the model, the notices' listener and Redis connections are made at the first request,
-# and prometheus-client's values follow the process id.
+# milliseconds. The model, the notices' listener and Redis connections are made at each
+# worker's first request, prometheus-client's values follow the process id, and object storage
+# reopens its filesystem after a fork; loguru's writer thread stays in the master, where the
+# workers' lines reach it through its queue (enqueue=True, as for Celery's pool).
 preload_app = True
 
 # One request at a time per worker process (the Procfile starts two, one per core here).

@@ -16,7 +16,7 @@ def route_logging_to_loguru(loglevel=None, **_):
 
 @signals.worker_init.connect
 def warm_up(**_):
-    """Run one tiny batch through the pipeline's own functions before the pool forks.
+    """Run two tiny batches through the pipeline's own functions before the pool forks.
 
     The first normalize and train in a process pay for what pandas, pandera and pyarrow set up
     on first use: 350 ms more than the next ones. Done here, every pool process inherits it,
