@@ -32,8 +32,9 @@ def rehearse() -> None:
                 normalize_batch(home.lake, home.ledger, batch_id)
                 learner.train([batch_id])
     except Exception as error:  # noqa: BLE001 - a speed-up must never keep the worker from starting
-        logger.enable("app")
-        logger.warning("the worker starts cold: its rehearsal failed ({}: {})",
-                       type(error).__name__, error)
+        failure = f"{type(error).__name__}: {error}"
+    else:
+        return
     finally:
         logger.enable("app")
+    logger.warning("the worker starts cold: its rehearsal failed ({})", failure)
