@@ -1,6 +1,7 @@
 """The one Celery app: `celery -A worker worker` and `celery -A worker beat` load it."""
 
 from celery import Celery, signals
+from threadpoolctl import threadpool_limits
 
 from app import logs, settings
 
@@ -25,3 +26,14 @@ def warm_up(**_):
     from app.lifecycle.warmup import rehearse
 
     rehearse()
+
+
+@signals.worker_process_init.connect
+def one_compute_thread(**_):
+    """Each pool process computes on one thread (BLAS, OpenMP).
+
+    The pool is already a process per core. A process's own BLAS threads only spin beside the
+    other processes' work: streamed training made 65-74k records/s with OpenBLAS's two threads
+    per process on two cores, 124-149k with one (bench/README.md).
+    """
+    threadpool_limits(limits=1)
