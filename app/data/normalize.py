@@ -37,15 +37,34 @@ def tidy_category(value: str) -> str:
     )
 
 
+def tidy_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, categories)`` of a column of text tidied by :func:`tidy_category`.
+
+    Each distinct value is tidied once; ``categories`` are the distinct tidied ones, in the order
+    first seen, and ``codes`` each row's position among them (-1: a missing value). A pandas
+    column is factorized as it is: an Arrow-backed one never becomes Python strings per row.
+
+    >>> codes, categories = tidy_codes(["sÃO paulo", "São  Paulo", None, "Recife"])
+    >>> codes.tolist(), categories.tolist()
+    ([0, 0, -1, 1], ['São Paulo', 'Recife'])
+    """
+    if not isinstance(values, (pd.Series, pd.Index, np.ndarray)):
+        values = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(values)
+    tidied = np.array([tidy_category(str(value)) for value in uniques], dtype=object)
+    tidied_codes, categories = pd.factorize(tidied)
+    # A trailing -1 is picked by code -1: a missing value stays missing.
+    return np.append(tidied_codes, -1)[codes], np.asarray(categories, dtype=object)
+
+
 def tidy_categories(values) -> np.ndarray:
     """:func:`tidy_category` over a column of text, computed once per distinct value.
 
     >>> tidy_categories(["sÃO paulo", "São  Paulo", "Recife"]).tolist()
     ['São Paulo', 'São Paulo', 'Recife']
     """
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-    tidied = np.array([tidy_category(str(value)) for value in uniques] + [None], dtype=object)
-    return tidied[codes]  # code -1 (a missing value) picks the trailing None
+    codes, categories = tidy_codes(values)
+    return np.append(categories, None)[codes]  # code -1 (a missing value) picks the None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
 
 from app.data.normalize import tidy_category
-from app.models.stats import CATEGORICAL, tidy_records
+from app.models.stats import CATEGORICAL, positions, tidy_records
 
 # Every type a challenger artifact may hold; anything else is refused before loading.
 # (skops already trusts scikit-learn's estimators and numpy's arrays.) The boosting model
@@ -61,7 +61,7 @@ class ChallengerRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y):
         records = tidy_records(X)
-        self.categories_ = {column: sorted(pd.unique(records[column]).tolist())
+        self.categories_ = {column: sorted(records[column].cat.categories.tolist())
                             for column in CATEGORICAL}
         target = np.asarray(y, dtype=float)
         booster = HistGradientBoostingRegressor(
@@ -79,7 +79,7 @@ class ChallengerRegressor(RegressorMixin, BaseEstimator):
     def _features(self, records: pd.DataFrame) -> np.ndarray:
         columns = [records["idade"].to_numpy(dtype=float)]
         for column in CATEGORICAL:
-            codes = pd.Index(self.categories_[column]).get_indexer(records[column]).astype(float)
+            codes = positions(self.categories_[column], records[column]).astype(float)
             codes[codes < 0] = np.nan
             columns.append(codes)
         return np.column_stack(columns)

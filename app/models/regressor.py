@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from app.data.normalize import tidy_category
 from app.models.stats import (AGE_CENTER, AGE_SCALE, CATEGORICAL, N_AGE_TERMS, SufficientStats,
-                              age_terms, design_matrix, tidy_records)
+                              age_terms, design_matrix, positions, tidy_records)
 
 FORMAT = "salary-regressor/1"
 
@@ -187,7 +187,7 @@ class SalaryRegressor(RegressorMixin, BaseEstimator):
             names = self.categories_[column]
             # A trailing 0 is the effect of an unknown category (code -1): the average.
             effects = np.append(self.coef_[offset:offset + len(names)], 0.0)
-            prediction += effects[pd.Index(names).get_indexer(records[column])]
+            prediction += effects[positions(names, records[column])]
             offset += len(names)
         return prediction
 

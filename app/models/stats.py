@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from app.data.normalize import tidy_categories
+from app.data.normalize import tidy_codes
 
 CATEGORICAL = ("cidade", "cargo")
 FEATURES = ("idade", *CATEGORICAL)
@@ -47,21 +47,34 @@ def age_terms(idade) -> np.ndarray:
 
 
 def tidy_records(X: pd.DataFrame) -> pd.DataFrame:
-    """``idade`` as float and the categories tidied: the one preprocessing of the model."""
+    """``idade`` as float and the categories tidied: the one preprocessing of the model.
+
+    The categorical columns come out as pandas categoricals: their categories are the tidied
+    values in the order first seen, and looking them up (:func:`positions`) costs one lookup
+    per category, not one per row.
+    """
     missing = [column for column in FEATURES if column not in X.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
     records = pd.DataFrame({"idade": np.asarray(X["idade"], dtype=float)})
     for column in CATEGORICAL:
-        records[column] = tidy_categories(X[column])
+        codes, categories = tidy_codes(X[column])
+        records[column] = pd.Categorical.from_codes(codes, categories=categories)
     return records
+
+
+def positions(names: list[str], column: pd.Series) -> np.ndarray:
+    """Each row's position among ``names`` in a categorical column of :func:`tidy_records`;
+    -1 for a category not among them, or a missing value."""
+    values = column.array
+    return np.append(pd.Index(names).get_indexer(values.categories), -1)[values.codes]
 
 
 def design_matrix(records: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
     """The features of tidied ``records`` over ``categories``: an unknown category is all zeros."""
     blocks = [age_terms(records["idade"])]
     for column in CATEGORICAL:
-        codes = pd.Index(categories[column]).get_indexer(records[column])
+        codes = positions(categories[column], records[column])
         block = np.zeros((len(records), len(categories[column])))
         known = codes >= 0
         block[np.flatnonzero(known), codes[known]] = 1.0
@@ -96,7 +109,7 @@ class SufficientStats:
             raise ValueError(f"X has {len(records)} rows but y has {len(target)}")
         if not len(records):
             return cls.empty()
-        categories = {column: pd.unique(records[column]).tolist() for column in CATEGORICAL}
+        categories = {column: records[column].cat.categories.tolist() for column in CATEGORICAL}
         data = np.column_stack([design_matrix(records, categories), target])
         mean = data.mean(axis=0)
         centred = data - mean
