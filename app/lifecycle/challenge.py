@@ -26,6 +26,7 @@ from loguru import logger
 
 from app.data.lake import BatchNotFound
 from app.lifecycle import gate
+from app.lifecycle.learning import LEARNT_COLUMNS
 from app.models.challenger import ChallengerRegressor
 from app.models.metrics import regression_metrics
 from app.models.registry import VersionTaken
@@ -55,7 +56,7 @@ def contest(learner) -> dict | None:
     frames = []
     for batch_id in window:
         try:
-            frames.append(home.lake.read("normalized", batch_id))
+            frames.append(home.lake.read("normalized", batch_id, columns=LEARNT_COLUMNS))
         except BatchNotFound:
             continue  # forgotten meanwhile, or its rows already dropped by retention
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
