@@ -12,7 +12,7 @@ from celery import chain
 from app.data.batches import receive_batch
 from app.data.generator import generate
 from app.tasks.pipeline import forget, normalize, train
-from tests.support import salaries_times_100
+from tests.support import salaries_times_100, wait_for
 
 pytestmark = [pytest.mark.usefixtures("celery_worker"), pytest.mark.timeout(300)]
 
@@ -32,6 +32,15 @@ def answers(client):
     return body["model_version"], body["predictions"]
 
 
+def caught_up(client):
+    """:func:`answers` once the app serves the version ``/serving`` names: a version the worker
+    publishes reaches the app by a notice, a moment after the task has returned."""
+    wanted = client.get("/serving").get_json()["version"]
+    wait_for(lambda: answers(client)[0] == wanted, timeout=10,
+             what=f"the app to serve version {wanted}")
+    return answers(client)
+
+
 @pytest.fixture
 def client(home_app):
     client = home_app.test_client()
@@ -43,7 +52,7 @@ def client(home_app):
 def test_a_pin_holds_while_the_worker_trains_then_rollback_and_follow(client, session_home):
     first = learn(session_home, "pin-1", seed=11)
     second = learn(session_home, "pin-2", seed=12)
-    assert answers(client)[0] == second
+    assert caught_up(client)[0] == second
     pinned = client.put("/serving", json={"version": first, "reason": "incident 7"}).get_json()
     assert (pinned["version"], pinned["mode"]) == (first, "pinned")
     newer = learn(session_home, "pin-3", seed=13)
@@ -66,11 +75,11 @@ def test_a_pin_holds_while_the_worker_trains_then_rollback_and_follow(client, se
 def test_the_gate_refuses_salaries_times_100_and_predict_answers_stay(client, session_home):
     for i in range(3):
         learn(session_home, f"gate-{i}", seed=20 + i)
-    served, before = answers(client)
+    served, before = caught_up(client)
 
     refused = learn(session_home, "gate-x100", salaries_times_100("gate-x100", seed=99))
     assert refused > served and session_home.ledger.get("gate-x100")["status"] == "refused"
-    assert answers(client) == (served, before)
+    assert caught_up(client) == (served, before)
     assert client.get("/serving").get_json()["version"] == served
 
     event = client.get("/audit?action=refused_promotion").get_json()["events"][0]
@@ -81,7 +90,7 @@ def test_the_gate_refuses_salaries_times_100_and_predict_answers_stay(client, se
 
     # The next good batch is served, and learnt without the refused one.
     after = learn(session_home, "gate-next", seed=30)
-    version, now = answers(client)
+    version, now = caught_up(client)
     assert version == after and "gate-x100" not in listed.get(after, {}).get("batch_ids", [])
     assert now == pytest.approx(before, rel=0.05)
 
