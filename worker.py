@@ -34,6 +34,6 @@ def one_compute_thread(**_):
 
     The pool is already a process per core. A process's own BLAS threads only spin beside the
     other processes' work: streamed training made 65-74k records/s with OpenBLAS's two threads
-    per process on two cores, 124-149k with one (bench/README.md).
+    per process on two cores, 107-148k with one (bench/README.md).
     """
     threadpool_limits(limits=1)
