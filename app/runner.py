@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         try:
             environment = settings.load()
+            # A declaration that cannot be used stops the run before anything starts.
+            dataset = environment.dataset()
             redis_url = stack.enter_context(ensure_redis(
                 os.environ.get("REDIS_URL"), private="redis" in environment.services))
         except (ValueError, RuntimeError) as error:
@@ -336,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             environment.local_home.mkdir(parents=True, exist_ok=True)
         # The URL may hold Redis's password: the line shows it masked, as Celery does.
         say(width, f"Redis at {maybe_sanitize_url(redis_url)}; PIPELINE_HOME={home}; "
-                   f"SERVICES={','.join(environment.services)}")
+                   f"SERVICES={','.join(environment.services)}; DATASET={dataset.name} "
+                   f"({dataset.source})")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.
         env = child_env(redis_url, home)
         env[WEB_METRICS_VARIABLE] = stack.enter_context(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # fsspec is slow to import, and the command line's sample never needs it
+    from app.dataset import Dataset
     from app.storage import Storage
 
 DRIFT_SCENARIOS = ("none", "sudden", "gradual")
@@ -101,6 +102,8 @@ class Settings:
     log_json: bool = False
     log_file: str | None = None
     flower_port: int = 5555
+    dataset_path: str | None = None
+    inbox: str | None = None
 
     @property
     def local_home(self) -> Path | None:
@@ -120,6 +123,18 @@ class Settings:
 
         return open_storage(self.pipeline_home)
 
+    def dataset(self) -> Dataset:
+        """The declaration ``DATASET`` names (the built-in one when unset); a
+        :class:`~app.dataset.DatasetError` naming the key when it cannot be used."""
+        from app.dataset import load
+
+        return load(self.dataset_path)
+
+    @property
+    def inbox_url(self) -> str:
+        """``INBOX``, else the ``inbox`` folder of ``PIPELINE_HOME``."""
+        return self.inbox or f"{self.pipeline_home}/inbox"
+
 
 def load() -> Settings:
     return Settings(
@@ -137,6 +152,8 @@ def load() -> Settings:
         log_json=_flag("LOG_JSON"),
         log_file=os.environ.get("LOG_FILE") or None,
         flower_port=_positive_int("FLOWER_PORT", 5555),
+        dataset_path=os.environ.get("DATASET") or None,
+        inbox=home_url(os.environ["INBOX"]) if os.environ.get("INBOX") else None,
     )
 
 

@@ -30,7 +30,10 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-_KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]*")
+# A name in a key: anything a file may be called (a user's file dropped in the inbox may have
+# spaces or accents), but no separator, and no leading dot: that keeps ``..`` out, and hides
+# the temporaries of atomic writes from listings.
+_KEY_PART = re.compile(r"[^./\\\x00][^/\\\x00]*")
 
 
 def check_key(key: str) -> str:
@@ -38,6 +41,8 @@ def check_key(key: str) -> str:
 
     >>> check_key("models/versions/000000001.json")
     'models/versions/000000001.json'
+    >>> check_key("inbox/wages 2024.csv")
+    'inbox/wages 2024.csv'
     >>> check_key("../etc/passwd")
     Traceback (most recent call last):
     ValueError: invalid storage key '../etc/passwd'
@@ -74,6 +79,19 @@ class Storage:
 
     def list(self, prefix: str) -> list[str]:
         """Names of the keys directly under ``prefix`` (not sub-prefixes), sorted."""
+        raise NotImplementedError
+
+    def info(self, key: str) -> tuple[int, float]:
+        """``(size in bytes, last modified as a POSIX time)``; ``FileNotFoundError`` if absent."""
+        raise NotImplementedError
+
+    def open(self, key: str):
+        """A binary file object to read ``key`` from, in pieces (a large file is never read
+        whole); ``FileNotFoundError`` if absent."""
+        raise NotImplementedError
+
+    def move(self, key: str, new_key: str) -> None:
+        """Rename ``key`` to ``new_key``, replacing what was there."""
         raise NotImplementedError
 
     def signature(self, key: str) -> Any:
@@ -176,6 +194,19 @@ class LocalStorage(Storage):
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
+    def info(self, key: str) -> tuple[int, float]:
+        stat = os.stat(self.local_path(key))
+        return stat.st_size, stat.st_mtime
+
+    def open(self, key: str):
+        return open(self.local_path(key), "rb")
+
+    def move(self, key: str, new_key: str) -> None:
+        target = self.local_path(new_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.local_path(key), target)
+        _fsync_dir(target.parent)
+
     def sweep_temporaries(self, prefix: str, older_than: float = 60.0) -> int:
         removed = 0
         folder = self.local_path(prefix) if prefix else self.root
@@ -253,6 +284,19 @@ class ObjectStorage(Storage):
         except FileNotFoundError:
             return None
         return info.get("ETag") or info.get("LastModified") or info.get("size")
+
+    def info(self, key: str) -> tuple[int, float]:
+        info = self.fs.info(self._path(key), refresh=True)
+        modified = info.get("LastModified") or info.get("mtime")
+        return int(info.get("size") or 0), (modified.timestamp() if modified else time.time())
+
+    def open(self, key: str):
+        return self.fs.open(self._path(key), "rb")
+
+    def move(self, key: str, new_key: str) -> None:
+        # An object store has no rename: a server-side copy, then the delete.
+        self.fs.copy(self._path(key), self._path(new_key))
+        self.fs.rm_file(self._path(key))
 
 
 def open_storage(url: str | Path) -> Storage:

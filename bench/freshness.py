@@ -52,7 +52,7 @@ def in_process_ms(samples: int, size: int) -> list[float]:
             began = time.perf_counter()
             batch_id = f"plain-{number:05d}"
             generate_batch(home.lake, home.ledger, batch_id, size)
-            normalize_batch(home.lake, home.ledger, batch_id)
+            normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
             learner.train([batch_id])
             times.append(1e3 * (time.perf_counter() - began))
         return times[1:]  # the first step pays for imports

@@ -49,7 +49,7 @@ def step_times(batches: int, size: int) -> list[float]:
         for number in range(batches):
             batch_id = f"step-{number:05d}"
             generate_batch(home.lake, home.ledger, batch_id, size)
-            normalize_batch(home.lake, home.ledger, batch_id)
+            normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
             began = time.perf_counter()
             learner.train([batch_id])
             times.append(time.perf_counter() - began)

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages come
 
 from app.data.generator import generate  # noqa: E402
 from app.models.registry import ModelRegistry  # noqa: E402
-from app.models.regressor import SalaryRegressor  # noqa: E402
+from app.models.regressor import IncrementalRidge  # noqa: E402
 from app.runner import web_server  # noqa: E402
 from app.storage import open_storage  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
@@ -57,9 +57,9 @@ def bench_app():
     return app
 
 
-def train_model(home: Path, n: int = 20_000) -> SalaryRegressor:
+def train_model(home: Path, n: int = 20_000) -> IncrementalRidge:
     batch = generate(n, seed=1)
-    model = SalaryRegressor().partial_fit(batch, batch["salario"])
+    model = IncrementalRidge().partial_fit(batch, batch["salario"])
     ModelRegistry(open_storage(home)).publish(model, 1, batch_id="bench", batch_ids=["bench"],
                                               n_batch=n)
     return model
@@ -104,7 +104,7 @@ def http_times(port: int, body: bytes, requests: int) -> list[float]:
     return times
 
 
-def in_process_times(model: SalaryRegressor, body: bytes, requests: int) -> list[float]:
+def in_process_times(model: IncrementalRidge, body: bytes, requests: int) -> list[float]:
     from app.web import schemas
 
     times = []

@@ -73,7 +73,7 @@ from app.lifecycle.challenge import contest, due  # noqa: E402
 from app.lifecycle.home import Home  # noqa: E402
 from app.lifecycle.learning import Learner  # noqa: E402
 from app.models.metrics import regression_metrics  # noqa: E402
-from app.models.regressor import SalaryRegressor  # noqa: E402
+from app.models.regressor import IncrementalRidge  # noqa: E402
 
 TEST_ROWS = 5000
 TEST_SEED = 20260101
@@ -202,7 +202,7 @@ def checkpoints(scenario: str, batches: int, drift_after: int, river_end: int) -
 def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_batches: int,
         river_rows: int) -> Run:
     result = Run(scenario, batches, min(river_batches, batches))
-    batch_fit, no_adapt = BatchFit(), SalaryRegressor()
+    batch_fit, no_adapt = BatchFit(), IncrementalRidge()
     river = {"river lin+ADWIN": RiverLearner("linear", 1), "river ARF": RiverLearner("arf", 1)}
     points = set(checkpoints(scenario, batches, drift_after, result.river_batches))
     rng = np.random.default_rng(7)
@@ -215,7 +215,7 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
         for number in range(1, batches + 1):
             batch_id = f"{scenario}{number:05d}"
             generate_batch(home.lake, home.ledger, batch_id, batch_size, scenario, drift_after)
-            normalize_batch(home.lake, home.ledger, batch_id)
+            normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
             outcome = learner.train([batch_id])
             metadata = home.registry.metadata(outcome.version)
             if due(outcome.seqs):  # what pipeline.challenge would do, in the background
@@ -245,7 +245,7 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
 
 
 def score(result: Run, number: int, truth, home: Home, batch_fit: BatchFit,
-          no_adapt: SalaryRegressor, river: dict) -> None:
+          no_adapt: IncrementalRidge, river: dict) -> None:
     test = generate(TEST_ROWS, seed=TEST_SEED + number, batch_id="test", regime=truth)
     y = test["salario"].to_numpy()
     truth_r2 = regression_metrics(y, truth.expected(test["idade"], test["cidade"], test["cargo"]))["r2"]

@@ -47,7 +47,7 @@ from app.data.generator import generate  # noqa: E402
 from app.journal import Journal  # noqa: E402
 from app.lifecycle.home import Home  # noqa: E402
 from app.lifecycle.learning import Learner  # noqa: E402
-from app.models.regressor import SalaryRegressor  # noqa: E402
+from app.models.regressor import IncrementalRidge  # noqa: E402
 
 KEEP_VERSIONS = 50
 AUDIT_EVENTS = 100
@@ -55,9 +55,9 @@ AUDIT_EVENTS = 100
 WARM_UP = 5
 
 
-def model() -> SalaryRegressor:
+def model() -> IncrementalRidge:
     rows = generate(2000, seed=1)
-    return SalaryRegressor().fit(rows, rows["salario"])
+    return IncrementalRidge().fit(rows, rows["salario"])
 
 
 def fill(root: Path, versions: int, template: dict, payload: bytes) -> None:
@@ -124,7 +124,7 @@ def median_ms(action, repeat: int, storage_class: type) -> tuple[float, float]:
     return 1000 * statistics.median(times), sum(counts.values()) / repeat
 
 
-def measure(versions: int, repeat: int, fitted: SalaryRegressor) -> dict[str, float]:
+def measure(versions: int, repeat: int, fitted: IncrementalRidge) -> dict[str, float]:
     from app.web import create_app
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-registry-{versions}-"))

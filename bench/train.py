@@ -41,7 +41,7 @@ def plain_loop(home: Path, batches: int, size: int) -> float:
     for number in range(batches):
         batch_id = f"plain-{number:05d}"
         generate_batch(home_.lake, home_.ledger, batch_id, size)
-        normalize_batch(home_.lake, home_.ledger, batch_id)
+        normalize_batch(home_.lake, home_.ledger, batch_id, home_.dataset)
         learner.train([batch_id])
     return time.perf_counter() - began
 

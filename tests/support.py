@@ -25,7 +25,7 @@ def arrive(home, batch_id, frame=None, seed=None, n=1000):
         frame = generate(n, seed=seed if seed is not None else abs(hash(batch_id)) % 10**6,
                          batch_id=batch_id)
     receive_batch(home.lake, home.ledger, batch_id, frame, source="ingest")
-    return normalize_batch(home.lake, home.ledger, batch_id)
+    return normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
 
 
 def salaries_times_100(batch_id, seed, n=1000):
@@ -163,5 +163,5 @@ def grow_history(home, batches: int = 32, size: int = 400, change: range = range
         if number % 3 == 0:
             records.loc[:bad_rows - 1, "idade"] = 150
         receive_batch(home.lake, home.ledger, batch_id, records, source="generator")
-        normalize_batch(home.lake, home.ledger, batch_id)
+        normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
         learner.train([batch_id])

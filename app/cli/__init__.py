@@ -25,6 +25,12 @@ class CommandError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+class InputError(CommandError):
+    """What the user gave cannot be used (a file, a declaration): one line, exit status 2."""
+
+    exit_code = 2
+
+
 class Context:
     """What every command may need, made on first use."""
 
@@ -37,6 +43,22 @@ class Context:
         if self._client is None:
             self._client = ApiClient.from_environment(self._url, self._token)
         return self._client
+
+    def dataset(self):
+        """What the running system learns (``GET /dataset``): the columns files must have.
+
+        When nothing answers, the declaration ``DATASET`` names here: a file can still be
+        checked before the command says the system does not answer.
+        """
+        from app import settings
+        from app.dataset import Dataset
+
+        try:
+            return Dataset.from_document(self.client.request("GET", "/dataset"))
+        except ApiError as error:
+            if error.status is not None:
+                raise CommandError(str(error)) from None
+            return settings.load().dataset()
 
     def call(self, method: str, path: str, body=None, query=None, raw: bytes | None = None):
         """The API's JSON answer; a :class:`CommandError` with its error sentence otherwise."""

@@ -10,11 +10,10 @@ import click
 
 from app.cli import CommandError, Context, cli
 from app.cli.client import ApiError
-from app.cli.files import FileProblem, Progress, RecordFile
+from app.cli.files import FileProblem, Progress, RecordFile, body
+from app.data.files import FileProblem as BrokenFile
 
 MAX_BATCH = 10_000
-# The fields a labelled record must have; a file whose header lacks one is refused up front.
-LABELLED = ("idade", "salario", "cidade", "cargo")
 SETTLED_POLL = 0.25
 
 
@@ -80,27 +79,32 @@ def ingest(obj: Context, file: str, batch_size: int | None, wait: float) -> None
     counts. A failure midway leaves the batches sent before it whole, and none half-sent.
     """
     size = batch_size or _default_batch_size()
+    # The columns the running system learns: a file whose header lacks one is refused up front.
+    dataset = obj.dataset()
     settled = Settled(obj)
     sent: list[str] = []
     rows = 0
-    with RecordFile(file, size, required=LABELLED) as records:
+    with RecordFile(file, size, required=tuple(dataset.learnt_columns)) as records:
         with Progress(records.length, "ingesting") as bar:
             try:
                 for chunk in records.chunks():
                     try:
-                        answer = obj.client.request("POST", "/ingest", raw=chunk.body())
+                        answer = obj.client.request("POST", "/ingest", raw=body(chunk, dataset))
                     except ApiError as error:
                         problem = _midway(file, chunk.first_row, sent, rows,
                                           f"were not ingested: {error}")
                         break
+                    if chunk.malformed:
+                        click.echo(f"{file}: {len(chunk.malformed):,} malformed line(s) "
+                                   f"skipped, not sent: {chunk.malformed[0]}", err=True)
                     sent.append(answer["batch_id"])
                     settled.waiting.append(answer["batch_id"])
-                    rows += len(chunk.frame)
+                    rows += len(chunk)
                     bar.to(chunk.progress)
                     settled.report(deadline=None)
                 else:
                     problem = None
-            except (ValueError, UnicodeDecodeError) as error:  # a malformed row further on
+            except BrokenFile as error:  # a malformed row further on
                 problem = _midway(file, rows + 1, sent, rows,
                                   f"could not be read: {str(error).strip()}")
     # The batches sent are whole whatever happened next: say what became of each.

@@ -8,7 +8,7 @@ import sys
 import click
 import numpy as np
 
-from app.cli import CommandError, cli
+from app.cli import CommandError, InputError, cli
 from app.settings import DRIFT_SCENARIOS
 
 MAX_SAMPLE = 10_000_000
@@ -96,3 +96,52 @@ def evaluate(version: int | None, n: int, baseline: int | None, as_json: bool,
         # The report lives in PIPELINE_HOME; the web app serves it, where `make run` puts it.
         click.echo(f"HTML report, with plots: {ApiClient.from_environment().base_url}"
                    f"{result['report_url']}")
+
+
+def describe_dataset(dataset) -> list[str]:
+    """What ``python -m app dataset`` prints of a declaration: target, features, bounds and the
+    model's columns."""
+    from app.dataset import span
+    from app.models.stats import Design
+
+    unit = f" ({dataset.unit})" if dataset.unit else ""
+    bounds = dataset.target_range()
+    lines = [f"dataset: {dataset.name} ({dataset.source or 'from the running system'})",
+             f"target: {dataset.target}{unit}"
+             + (f", {bounds}: rows outside are quarantined" if bounds else ", any finite number"),
+             "features:"]
+    width = max(len(feature.name) for feature in dataset.features)
+    for feature in dataset.features:
+        if feature.kind == "number":
+            extras = [word for word, on in (("whole", feature.whole), ("squared", feature.square))
+                      if on]
+            kind = f"number {span(feature.min, feature.max)}" + "".join(f", {e}" for e in extras)
+        else:
+            kind = "category (text; a value never seen still gets an answer)"
+        lines.append(f"  {feature.name:<{width}}  {kind}")
+    if dataset.keep:
+        lines.append(f"kept with each row, not learnt: {', '.join(dataset.keep)}")
+    lines.append("the model's columns:")
+    lines += [f"  {line}" for line in Design.of(dataset).describe()]
+    lines.append("generator: on, it feeds this dataset" if dataset.generated else
+                 "generator: off; data comes from /ingest, `python -m app ingest` and the inbox")
+    return lines
+
+
+@cli.command()
+@click.argument("file", required=False, metavar="[FILE]")
+def dataset(file: str | None) -> None:
+    """Check a dataset declaration (default: the one in use, DATASET) and print it.
+
+    Prints the target, the features with their bounds, and the model's columns; a declaration
+    that cannot be used gets the one-line error `make run` gives, and exit status 2.
+    """
+    from app import settings
+    from app.dataset import DatasetError, load
+
+    try:
+        declared = load(file) if file else settings.load().dataset()
+    except DatasetError as error:
+        raise InputError(str(error)) from None
+    for line in describe_dataset(declared):
+        click.echo(line)

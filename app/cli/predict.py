@@ -11,10 +11,10 @@ import pandas as pd
 from app.cli import CommandError, Context, cli
 from app.cli.client import ApiError
 from app.cli.files import Progress, RecordFile, RecordWriter
+from app.data.files import numbers_from_text
 
 # The most records one /predict call takes.
 MAX_PER_CALL = 10_000
-FEATURES = ("idade", "cidade", "cargo")
 _RECORD_PATH = re.compile(r"^records\[(\d+)\]\.?")
 MAX_SHOWN = 5
 
@@ -29,19 +29,24 @@ MAX_SHOWN = 5
 def predict(obj: Context, file: str, out: str | None, chunk: int) -> None:
     """Score FILE's records (.csv, .parquet, .jsonl; - for CSV on stdin) with the served model.
 
-    Writes every record back with two more columns: salario_previsto and model_version (the
-    version that made that prediction: a new one may be served while the file is read). A
-    record the API refuses (an age of 12, a missing city) is written with both empty, and
+    Writes every record back with two more columns: the prediction (named as the dataset's
+    declaration says, ``predicted_<target>`` by default) and model_version (the version that
+    made that prediction: a new one may be served while the file is read). A record the API
+    refuses (a number out of its range, a missing category) is written with both empty, and
     stderr says which and why.
     """
+    dataset = obj.dataset()
     scored, refused = 0, []
-    with RecordFile(file, chunk, required=FEATURES) as records, RecordWriter(out) as writer, \
-            Progress(records.length, "scoring") as bar:
+    with RecordFile(file, chunk, required=dataset.feature_names) as records, \
+            RecordWriter(out) as writer, Progress(records.length, "scoring") as bar:
         for part in records.chunks():
-            predictions, versions = score(obj, part.frame, part.first_row, refused)
-            part.frame["salario_previsto"] = predictions
-            part.frame["model_version"] = pd.array(versions, dtype="Int64")
-            writer.write(part.frame)
+            frame = part.as_frame()
+            sent = numbers_from_text(frame, dataset) if part.raw_format == "text" else frame
+            predictions, versions = score(obj, sent[list(dataset.feature_names)],
+                                          part.first_row, refused)
+            frame[dataset.prediction] = predictions
+            frame["model_version"] = pd.array(versions, dtype="Int64")
+            writer.write(frame)
             scored += int(np.isfinite(predictions).sum())
             bar.to(part.progress)
     click.echo(f"{scored:,} records scored", err=True)
@@ -59,8 +64,8 @@ def score(obj: Context, frame: pd.DataFrame, first_row: int, refused: list):
     todo = np.arange(len(frame))
     while len(todo):
         # pandas' writer turns NaN into null and numpy numbers into JSON numbers.
-        body = frame.iloc[todo][list(FEATURES)].to_json(orient="records", double_precision=15,
-                                                        force_ascii=False)
+        body = frame.iloc[todo].to_json(orient="records", double_precision=15,
+                                        force_ascii=False)
         try:
             answer = obj.client.request("POST", "/predict", raw=b'{"records":' + body.encode() + b"}")
         except ApiError as error:

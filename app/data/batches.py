@@ -11,15 +11,20 @@ from collections import Counter
 import pandas as pd
 
 from app.data import generator
+from app.data.files import Chunk, numbers_from_text
 from app.data.lake import DataLake
 from app.data.ledger import Ledger
 from app.data.normalize import normalize, split_holdout
+from app.dataset import BATCH_COLUMN, Dataset
 
 # A Redis set of the normalized batches waiting for a train step (the tasks keep it; /status
 # counts it).
 PENDING_TRAIN = "pipeline:pending-train"
 # Reasons listed per batch: a batch of garbage must not make a huge ledger entry.
 MAX_REASONS = 50
+# Malformed lines of a file shown on the batch they were met in, at most.
+MAX_MALFORMED_SHOWN = 5
+MALFORMED = "malformed line (not the header's number of fields)"
 
 
 def generate_batch(lake: DataLake, ledger: Ledger, batch_id: str, size: int,
@@ -49,17 +54,30 @@ def receive_batch(lake: DataLake, ledger: Ledger, batch_id: str, records: pd.Dat
 
 
 def receive_records(lake: DataLake, ledger: Ledger, batch_id: str, records: list[dict],
-                    source: str = "ingest") -> dict:
+                    source: str = "ingest", **fields) -> dict:
     """Records as a client sent them (dicts of JSON values) into the lake as ``batch_id``.
 
     Values are kept exactly as sent (see :meth:`DataLake.write_records`); the checks come later,
     in :func:`normalize_batch`, so a bad row is quarantined with its reason, never refused here.
     A ``geracao_id`` sent with a record is dropped: the record's batch is this one.
     """
-    records = [{name: value for name, value in record.items() if name != "geracao_id"}
+    records = [{name: value for name, value in record.items() if name != BATCH_COLUMN}
                for record in records]
     return _arrive(lake, ledger, batch_id, lambda: lake.write_records("raw", batch_id, records),
-                   source, rows=len(records), raw_format="json")
+                   source, rows=len(records), raw_format="json", **fields)
+
+
+def receive_chunk(lake: DataLake, ledger: Ledger, batch_id: str, chunk: Chunk,
+                  source: str = "ingest", **fields) -> dict:
+    """A chunk of a file (:mod:`app.data.files`) into the lake as batch ``batch_id``, kept as
+    it arrived: CSV as its text, JSON lines as their values, Parquet as typed."""
+    if chunk.malformed:
+        fields.update(malformed=len(chunk.malformed),
+                      malformed_examples=chunk.malformed[:MAX_MALFORMED_SHOWN])
+    if chunk.raw_format == "json":
+        return receive_records(lake, ledger, batch_id, chunk.records, source, **fields)
+    return receive_batch(lake, ledger, batch_id, chunk.frame, source,
+                         raw_format=chunk.raw_format, **fields)
 
 
 def _arrive(lake: DataLake, ledger: Ledger, batch_id: str, write_rows, source: str,
@@ -90,23 +108,35 @@ def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     return dict(counts.most_common(MAX_REASONS))
 
 
-def normalize_batch(lake: DataLake, ledger: Ledger, batch_id: str) -> dict:
+def read_raw(lake: DataLake, batch: dict, dataset: Dataset):
+    """A batch's raw rows as they arrived: JSON values as sent, CSV text with its numbers read."""
+    if batch.get("raw_format") == "json":
+        return lake.read_records("raw", batch["batch_id"])
+    raw = lake.read("raw", batch["batch_id"])
+    return numbers_from_text(raw, dataset) if batch.get("raw_format") == "text" else raw
+
+
+def normalize_batch(lake: DataLake, ledger: Ledger, batch_id: str, dataset: Dataset) -> dict:
     """Check a received batch: clean rows to train on and to hold out, the rest to quarantine."""
     batch = ledger.get(batch_id)
     if batch["status"] != "received":
         return batch
-    raw = (lake.read_records("raw", batch_id) if batch.get("raw_format") == "json"
-           else lake.read("raw", batch_id))
     # An ingested record may have no timestamp: it gets the time its batch arrived.
-    result = normalize(raw, batch_id, received_at=batch["created_at"])
-    train, holdout = split_holdout(result.clean, batch_id)
+    result = normalize(read_raw(lake, batch, dataset), batch_id,
+                       received_at=batch["created_at"], dataset=dataset)
+    train, holdout = split_holdout(result.clean, dataset)
     if len(result.quarantine):
         lake.write("quarantine", batch_id, result.quarantine)
     lake.write("holdout", batch_id, holdout)
     lake.write("normalized", batch_id, train)
     reasons = reason_counts(result.quarantine)
-    fields = {"rows": len(result.clean) + len(result.quarantine), "clean": len(result.clean),
-              "quarantined": len(result.quarantine), "holdout": len(holdout), "reasons": reasons,
+    # Lines of a file that could not be read as records are counted as quarantined rows.
+    malformed = batch.get("malformed") or 0
+    if malformed:
+        reasons = {MALFORMED: malformed, **reasons}
+    fields = {"rows": len(result.clean) + len(result.quarantine) + malformed,
+              "clean": len(result.clean), "quarantined": len(result.quarantine) + malformed,
+              "holdout": len(holdout), "reasons": reasons,
               "unknown_fields": result.unknown_fields}
     if result.clean.empty:
         top = "; ".join(f"{reason} ({count})" for reason, count in list(reasons.items())[:3])

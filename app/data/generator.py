@@ -183,6 +183,11 @@ def expected_salary(idade, cidade, cargo, regime: Regime = ORIGINAL) -> np.ndarr
     return regime.expected(idade, cidade, cargo)
 
 
+def ground_truth(records: pd.DataFrame, regime: Regime = ORIGINAL) -> np.ndarray:
+    """The ground truth's predictions for generated ``records``: the best any model can do."""
+    return regime.expected(records["idade"], records["cidade"], records["cargo"])
+
+
 def optimum_r2(regime: Regime = ORIGINAL) -> float:
     """The R² of the ground truth itself under ``regime``: no model can expect to do better.
 

@@ -1,5 +1,5 @@
-"""Check a raw batch against the row schema (:mod:`app.data.schema`) and split it into clean
-rows and quarantined rows with reasons.
+"""Check a raw batch against the dataset's row schema (:mod:`app.data.schema`) and split it into
+clean rows and quarantined rows with reasons.
 
 Every input row ends up in exactly one of the two outputs: nothing is dropped silently.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from app.data import schema
-from app.data.generator import FIELDS, seed_for
+from app.dataset import BATCH_COLUMN, TIMESTAMP, Dataset, Number, builtin
 
 _LOWERCASE_PARTICLES = {"de", "da", "do", "das", "dos", "e", "d'"}
 _SPACES = re.compile(r"\s+")
@@ -79,11 +79,12 @@ class Normalized:
 
 
 def normalize(raw: pd.DataFrame, batch_id: str | None = None,
-              received_at: str | None = None) -> Normalized:
-    """Check rows against the schema, tidy categories; reasons for every rejected row.
+              received_at: str | None = None, dataset: Dataset | None = None) -> Normalized:
+    """Check rows against the dataset's schema, tidy categories; reasons for every rejected row.
 
     ``received_at`` stands in for a missing ``timestamp`` (an ingested record need not have
-    one); ``geracao_id`` defaults to ``batch_id``.
+    one); ``geracao_id`` defaults to ``batch_id``. ``dataset``: the declaration in force (the
+    built-in one when None).
 
     >>> raw = pd.DataFrame({"nome": ["Ana", "Bia"], "idade": [30, 7], "salario": [3000.0, 1.0],
     ...     "cidade": [" são  paulo", "Recife"], "cargo": ["professor", "Vendedor"],
@@ -94,65 +95,91 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     >>> result.quarantine["reason"].tolist()
     ['idade out of range 18-70']
     """
+    dataset = dataset or builtin()
+    fields = list(dataset.columns)
     raw = schema.plain_text(raw.reset_index(drop=True))
-    verdict = schema.check(raw, batch_id)
+    verdict = schema.check(raw, dataset, batch_id)
     reasons = verdict.reasons
     present = raw.drop(columns=verdict.unknown_fields)
-    for name in FIELDS:
+    for name in fields:
         if name not in present:
             present[name] = None
 
     clean = pd.DataFrame(index=raw.index)
-    for name in schema.TEXT_FIELDS:
-        text = schema.trimmed(present[name])
-        clean[name] = text if name == "nome" else pd.Series(tidy_categories(text), index=raw.index)
-    clean["nome"] = clean["nome"].where(schema.is_text(present["nome"]))
-    clean["idade"] = schema.as_numbers(present["idade"]).fillna(0).astype("int64")
-    clean["salario"] = schema.as_numbers(present["salario"])
-    timestamp = schema.as_timestamps(present["timestamp"])
+    for name in dataset.keep:
+        clean[name] = schema.trimmed(present[name]).where(schema.is_text(present[name]))
+    for feature in dataset.features:
+        if isinstance(feature, Number):
+            numbers = schema.as_numbers(present[feature.name]).fillna(0)
+            clean[feature.name] = numbers.astype("int64") if feature.whole else numbers
+        else:
+            text = schema.trimmed(present[feature.name])
+            clean[feature.name] = pd.Series(tidy_categories(text), index=raw.index)
+    clean[dataset.target] = schema.as_numbers(present[dataset.target])
+    given = present[TIMESTAMP].notna()
+    timestamp = schema.as_timestamps(present[TIMESTAMP])
     if received_at is not None:
-        timestamp = timestamp.where(present["timestamp"].notna(), pd.Timestamp(received_at))
-    clean["timestamp"] = timestamp.astype("datetime64[ms, UTC]")
-    clean["geracao_id"] = present["geracao_id"].where(present["geracao_id"].notna(),
+        timestamp = timestamp.where(given, pd.Timestamp(received_at))
+    clean[TIMESTAMP] = timestamp.astype("datetime64[ms, UTC]")
+    clean[BATCH_COLUMN] = present[BATCH_COLUMN].where(present[BATCH_COLUMN].notna(),
                                                       batch_id).astype(object)
 
-    # Only rows that are otherwise valid can be duplicates of a kept row.
+    # A row repeated with its own timestamp is the same event sent twice; without one, two
+    # equal rows are two observations (real data has them) and both are learnt. Only rows
+    # that are otherwise valid can be duplicates of a kept row.
     failing = pd.Series(verdict.failing(len(raw)), index=raw.index, dtype=bool)
-    valid = ~failing
-    duplicated = valid & clean[valid].duplicated(subset=list(FIELDS), keep="first").reindex(
+    candidates = ~failing & given
+    duplicated = candidates & clean[candidates].duplicated(subset=fields, keep="first").reindex(
         clean.index, fill_value=False)
     for row in np.flatnonzero(duplicated.to_numpy()):
         reasons.setdefault(row, []).append("duplicate of an earlier row")
     failing |= duplicated
 
-    original = present.loc[failing, list(FIELDS)]
+    original = present.loc[failing, fields]
     quarantine = original.astype(str).where(original.notna())
     quarantine.insert(0, "row", raw.index[failing])
     quarantine["reason"] = ["; ".join(reasons[row]) for row in np.flatnonzero(failing.to_numpy())]
-    kept = clean.loc[~failing, list(FIELDS)].reset_index(drop=True)
+    kept = clean.loc[~failing, fields].reset_index(drop=True)
     return Normalized(clean=kept, quarantine=quarantine.reset_index(drop=True),
                       unknown_fields=verdict.unknown_fields)
 
 
-# The promotion gate scores new versions on rows no version learnt: one in twenty clean rows.
-HOLDOUT_FRACTION = 0.05
-# Below this a batch keeps every row for training: a handful of held-out rows says nothing.
-HOLDOUT_MIN_ROWS = 20
+# The promotion gate scores new versions on rows no version learnt: about one in twenty.
+HOLDOUT_EVERY = 20
 
 
-def split_holdout(clean: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(train, holdout)``: a fixed share of ``clean``, chosen by the batch id, set aside.
+def holdout_mask(clean: pd.DataFrame, dataset: Dataset) -> np.ndarray:
+    """Which of ``clean``'s rows are held out, chosen by each row's content alone.
 
-    The same batch always splits the same way, so a redelivered step writes the same files.
+    A row's features and target hash to a number (pandas' hash, the same on every machine and
+    run), and one value in ``HOLDOUT_EVERY`` is held out. So the same rows give the same
+    split, and the same model, on any system, whatever batches they arrive in; and a batch
+    delivered again splits the same way.
 
     >>> from app.data.generator import generate
-    >>> train, holdout = split_holdout(generate(1000, seed=1), "b1")
+    >>> from app.dataset import builtin
+    >>> int(holdout_mask(generate(1000, seed=1), builtin()).sum())
+    50
+    """
+    if clean.empty:
+        return np.zeros(0, dtype=bool)
+    # One form whatever the dtypes a frame arrived with: numbers as floats, categories as text.
+    content = pd.DataFrame(
+        {name: (clean[name].to_numpy(dtype=float) if name in dataset.number_columns
+                else clean[name].astype(str).to_numpy(dtype=object))
+         for name in dataset.learnt_columns})
+    hashes = pd.util.hash_pandas_object(content, index=False).to_numpy()
+    return hashes % HOLDOUT_EVERY == 0
+
+
+def split_holdout(clean: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, holdout)``: the rows :func:`holdout_mask` chooses, set aside.
+
+    >>> from app.data.generator import generate
+    >>> from app.dataset import builtin
+    >>> train, holdout = split_holdout(generate(1000, seed=1), builtin())
     >>> len(train), len(holdout)
     (950, 50)
     """
-    if len(clean) < HOLDOUT_MIN_ROWS:
-        return clean, clean.iloc[:0]
-    size = round(len(clean) * HOLDOUT_FRACTION)
-    chosen = np.zeros(len(clean), dtype=bool)
-    chosen[np.random.default_rng(seed_for(f"holdout:{batch_id}")).choice(len(clean), size, replace=False)] = True
+    chosen = holdout_mask(clean, dataset)
     return (clean[~chosen].reset_index(drop=True), clean[chosen].reset_index(drop=True))

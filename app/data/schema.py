@@ -1,19 +1,21 @@
-"""The row schema: what a record must be to be learnt, declared once with pandera.
+"""The row schema: what a record must be to be learnt, built with pandera from the declaration.
 
 Every batch, generated or ingested, is checked against :func:`row_schema` before training
 (see :mod:`app.data.normalize`). Each check is named by the reason a failing row is given in
-the quarantine, so the declaration below is also the list of every reason there is:
+the quarantine, so the schema is also the list of every reason there is, for a dataset
+(:mod:`app.dataset`) declaring a target and features:
 
-- a required field (``idade``, ``salario``, ``cidade``, ``cargo``) absent from the batch:
-  ``missing column <field>`` for every row; present but null: ``missing <field>``;
-- ``idade``: a number (not text, not a boolean), whole (``35.0`` counts as 35), 18 to 70;
-- ``salario``: a finite number, above 0 and at most 1,000,000;
-- text fields (``nome`` optional, ``cidade``, ``cargo``): text, not blank once trimmed, at most
-  ``MAX_TEXT`` characters once trimmed;
+- the target or a feature absent from the batch: ``missing column <field>`` for every row;
+  present but null: ``missing <field>``;
+- a ``number`` feature: a number (not text, not a boolean) within its ``min`` and ``max``
+  (``<field> out of range 18-70``); declared ``whole``, a whole one (``35.0`` counts as 35);
+- the target: a finite number, within its bounds when it has any;
+- a ``category`` feature, and a ``keep`` column (optional): text, not blank once trimmed, at
+  most ``MAX_TEXT`` characters once trimmed;
 - ``timestamp`` (optional): ISO 8601; ``geracao_id``: the batch's own id.
 
-A field the schema does not know is not a reason to quarantine a row: the batch reports it
-(:attr:`Verdict.unknown_fields`) and the field is not kept.
+A field the declaration does not name is not a reason to quarantine a row: the batch reports
+it (:attr:`Verdict.unknown_fields`) and the field is not kept.
 
 The checks are vectorised (each takes a whole column), so a batch costs a few passes over its
 columns whatever its size.
@@ -28,14 +30,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from app.data.generator import AGE_MAX, AGE_MIN, FIELDS
-
-# Above this a monthly salary is a typo or a unit error, not a salary.
-SALARIO_MAX = 1_000_000.0
-# The longest city, job title or name kept, once trimmed (the same bound /predict applies).
-MAX_TEXT = 100
-REQUIRED = ("idade", "salario", "cidade", "cargo")
-TEXT_FIELDS = ("nome", "cidade", "cargo")
+from app.dataset import BATCH_COLUMN, MAX_TEXT, TIMESTAMP, Dataset, Number, span
 
 
 def as_numbers(column: pd.Series) -> pd.Series:
@@ -85,37 +80,61 @@ def _number(s: pd.Series) -> pd.Series:
     return as_numbers(s).notna()
 
 
+def _within(low: float | None, high: float | None):
+    def passes(s: pd.Series) -> pd.Series:
+        values = as_numbers(s)
+        inside = pd.Series(True, index=s.index)
+        if low is not None:
+            inside &= values >= low
+        if high is not None:
+            inside &= values <= high
+        return ~_number(s) | inside
+
+    return passes
+
+
+def _number_checks(feature: Number) -> list[pa.Check]:
+    checks = [_check(f"{feature.name} is not a number", _number)]
+    if feature.whole:
+        checks.append(_check(f"{feature.name} is not a whole number",
+                             lambda s: ~_number(s) | (as_numbers(s) == np.floor(as_numbers(s)))))
+    checks.append(_check(f"{feature.name} out of range {span(feature.min, feature.max)}",
+                         _within(feature.min, feature.max)))
+    return checks
+
+
+def _target_checks(dataset: Dataset) -> list[pa.Check]:
+    checks = [_check(f"{dataset.target} is not a finite number", _number)]
+    bounds = dataset.target_range()
+    if bounds is not None:
+        checks.append(_check(f"{dataset.target} out of range {bounds}",
+                             _within(dataset.target_min, dataset.target_max)))
+    return checks
+
+
 @lru_cache(maxsize=64)
-def row_schema(batch_id: str | None = None) -> pa.DataFrameSchema:
-    """The schema a batch's rows are checked against; ``batch_id``: the ``geracao_id`` it expects."""
-    geracao = [_check("geracao_id is not text", is_text)]
+def row_schema(dataset: Dataset, batch_id: str | None = None) -> pa.DataFrameSchema:
+    """The schema ``dataset``'s rows are checked against; ``batch_id``: the batch id column
+    (``geracao_id``) it expects."""
+    batch = [_check(f"{BATCH_COLUMN} is not text", is_text)]
     if batch_id is not None:
-        geracao.append(_check(f"geracao_id is not this batch ({batch_id})",
-                              lambda s: ~is_text(s) | (s.astype(str) == batch_id)))
-    columns = {
-        "nome": pa.Column(required=False, nullable=True, checks=_text_checks("nome")),
-        "idade": pa.Column(required=True, nullable=False, checks=[
-            _check("idade is not a number", _number),
-            _check("idade is not a whole number",
-                   lambda s: ~_number(s) | (as_numbers(s) == np.floor(as_numbers(s)))),
-            _check(f"idade out of range {AGE_MIN}-{AGE_MAX}",
-                   lambda s: ~_number(s) | as_numbers(s).between(AGE_MIN, AGE_MAX)),
-        ]),
-        "salario": pa.Column(required=True, nullable=False, checks=[
-            _check("salario is not a finite number", _number),
-            _check(f"salario out of range (0, {SALARIO_MAX:,.0f}]",
-                   lambda s: ~_number(s) | ((as_numbers(s) > 0) & (as_numbers(s) <= SALARIO_MAX))),
-        ]),
-        "cidade": pa.Column(required=True, nullable=False, checks=_text_checks("cidade")),
-        "cargo": pa.Column(required=True, nullable=False, checks=_text_checks("cargo")),
-        "timestamp": pa.Column(required=False, nullable=True, checks=[
-            _check("timestamp is not ISO 8601", lambda s: as_timestamps(s).notna()),
-        ]),
-        "geracao_id": pa.Column(required=False, nullable=True, checks=geracao),
-    }
-    assert tuple(columns) == FIELDS
+        batch.append(_check(f"{BATCH_COLUMN} is not this batch ({batch_id})",
+                            lambda s: ~is_text(s) | (s.astype(str) == batch_id)))
+    columns = {name: pa.Column(required=False, nullable=True, checks=_text_checks(name))
+               for name in dataset.keep}
+    for feature in dataset.features:
+        checks = (_number_checks(feature) if isinstance(feature, Number)
+                  else _text_checks(feature.name))
+        columns[feature.name] = pa.Column(required=True, nullable=False, checks=checks)
+    columns[dataset.target] = pa.Column(required=True, nullable=False,
+                                        checks=_target_checks(dataset))
+    columns[TIMESTAMP] = pa.Column(required=False, nullable=True, checks=[
+        _check(f"{TIMESTAMP} is not ISO 8601", lambda s: as_timestamps(s).notna()),
+    ])
+    columns[BATCH_COLUMN] = pa.Column(required=False, nullable=True, checks=batch)
     # strict: a column the schema does not know is reported (see check()).
-    return pa.DataFrameSchema(columns, strict=True, name="record")
+    return pa.DataFrameSchema({name: columns[name] for name in dataset.columns}, strict=True,
+                              name="record")
 
 
 @dataclass(frozen=True)
@@ -146,12 +165,12 @@ def plain_text(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.astype({name: "str" for name in categorical})
 
 
-def check(raw: pd.DataFrame, batch_id: str | None = None) -> Verdict:
+def check(raw: pd.DataFrame, dataset: Dataset, batch_id: str | None = None) -> Verdict:
     """Check every row of ``raw`` (a default RangeIndex) and say why each failing one fails."""
     reasons: dict[int, list[str]] = {}
     unknown: list[str] = []
     try:
-        row_schema(batch_id).validate(raw, lazy=True)
+        row_schema(dataset, batch_id).validate(raw, lazy=True)
     except pa.errors.SchemaErrors as errors:
         for case in errors.failure_cases.itertuples(index=False):
             if case.check == "column_in_schema":

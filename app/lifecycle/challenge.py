@@ -26,8 +26,8 @@ from loguru import logger
 
 from app.data.lake import BatchNotFound
 from app.lifecycle import gate
-from app.lifecycle.learning import LEARNT_COLUMNS
 from app.models.challenger import ChallengerRegressor
+from app.dataset import figure
 from app.models.metrics import regression_metrics
 from app.models.registry import VersionTaken
 
@@ -56,18 +56,20 @@ def contest(learner) -> dict | None:
     frames = []
     for batch_id in window:
         try:
-            frames.append(home.lake.read("normalized", batch_id, columns=LEARNT_COLUMNS))
+            frames.append(home.lake.read("normalized", batch_id,
+                                         columns=home.dataset.learnt_columns))
         except BatchNotFound:
             continue  # forgotten meanwhile, or its rows already dropped by retention
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(rows) < 2:
         return None
-    challenger = ChallengerRegressor().fit(rows, rows["salario"])
+    target = home.dataset.target
+    challenger = ChallengerRegressor(learner.design).fit(rows, rows[target])
     while True:
         newest = home.registry.latest_version() or 0
         champion = learner.lineage_head(newest)
         verdict, scores = judge(challenger, champion, learner.pool(
-            learner.recent_lineage_batches(champion)), learner.served())
+            learner.recent_lineage_batches(champion)), target, learner.served())
         fields = {"kind": "challenger", "batch_id": window[-1], "batch_ids": [],
                   "window_batch_ids": window, "n_batch": 0, "parent_version": champion.version,
                   "lineage": False, "drift": False, "suspect": False, "drift_confirmed": None,
@@ -95,7 +97,7 @@ def latest_contest(registry) -> dict | None:
     return None
 
 
-def judge(challenger, champion, pool: pd.DataFrame, served) -> tuple[dict, dict]:
+def judge(challenger, champion, pool: pd.DataFrame, target: str, served) -> tuple[dict, dict]:
     """The challenger's gate verdict, and both models' scores on ``pool``."""
     verdict = {"passed": False, "batch_hurt": False, "tolerance": 0.0,
                "holdout_rows": int(len(pool)), "parent_version": champion.version,
@@ -105,7 +107,7 @@ def judge(challenger, champion, pool: pd.DataFrame, served) -> tuple[dict, dict]
     if pool.empty:
         verdict["reason"] = "no held-out rows yet to compare on: the champion stays"
         return verdict, scores
-    truth = pool["salario"].to_numpy(dtype=float)
+    truth = pool[target].to_numpy(dtype=float)
     mine = gate.predictions(challenger, pool)
     theirs = gate.predictions(champion.model, pool)
     scores.update(champion=regression_metrics(truth, theirs),
@@ -114,8 +116,8 @@ def judge(challenger, champion, pool: pd.DataFrame, served) -> tuple[dict, dict]
     scores["winner"] = "challenger" if won else "champion"
     verdict.update(passed=won, candidate=scores["challenger"], served=scores["champion"])
     verdict["reason"] = (
-        f"challenger holdout MSE {scores['challenger']['mse']:,.0f} against "
-        f"{scores['champion']['mse']:,.0f} for the champion, version {champion.version}, on "
+        f"challenger holdout MSE {figure(scores['challenger']['mse'])} against "
+        f"{figure(scores['champion']['mse'])} for the champion, version {champion.version}, on "
         f"{len(pool):,} held-out rows: "
         + ("the challenger is better beyond chance and is served" if won
            else "not better beyond chance, so the champion stays"))

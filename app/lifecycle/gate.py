@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from app.dataset import figure
 from app.models.metrics import regression_metrics
 
 # Refuse a candidate whose holdout MSE is more than 5% above the served version's...
@@ -41,9 +42,10 @@ def worse_beyond_chance(mine: np.ndarray, theirs: np.ndarray, truth: np.ndarray,
     return bool(excess > Z * spread)
 
 
-def judge(candidate, pool: pd.DataFrame, served=None, parent=None,
+def judge(candidate, pool: pd.DataFrame, target: str, served=None, parent=None,
           tolerance: float = TOLERANCE) -> dict:
-    """The gate's verdict on ``candidate``; ``served`` and ``parent`` are LoadedModels or None."""
+    """The gate's verdict on ``candidate`` over ``pool``'s rows, whose column ``target`` is the
+    truth; ``served`` and ``parent`` are LoadedModels or None."""
     verdict = {"passed": True, "batch_hurt": False, "tolerance": tolerance,
                "holdout_rows": int(len(pool)), "served_version": served.version if served else None,
                "parent_version": parent.version if parent else None}
@@ -51,7 +53,7 @@ def judge(candidate, pool: pd.DataFrame, served=None, parent=None,
         verdict["reason"] = ("nothing is served yet" if served is None
                              else "no held-out rows yet to compare on")
         return verdict
-    truth = pool["salario"].to_numpy(dtype=float)
+    truth = pool[target].to_numpy(dtype=float)
     mine = predictions(candidate, pool)
     theirs = predictions(served.model, pool)
     base = theirs if parent is None or parent.version == served.version else predictions(parent.model, pool)
@@ -62,8 +64,8 @@ def judge(candidate, pool: pd.DataFrame, served=None, parent=None,
                    batch_hurt=worse_beyond_chance(mine, base, truth, tolerance))
     change = mine_scores["mse"] / theirs_scores["mse"] - 1 if theirs_scores["mse"] else 0.0
     verdict["reason"] = (
-        f"holdout MSE {mine_scores['mse']:,.0f} is {change:+.1%} against "
-        f"{theirs_scores['mse']:,.0f} for the served version {served.version} on {len(pool):,} "
+        f"holdout MSE {figure(mine_scores['mse'])} is {change:+.1%} against "
+        f"{figure(theirs_scores['mse'])} for the served version {served.version} on {len(pool):,} "
         f"held-out rows ({'within' if verdict['passed'] else 'beyond'} the {tolerance:.0%} "
         "tolerance)")
     return verdict

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import cached_property
 
 from app.data.lake import DataLake
+from app.dataset import Dataset, builtin
 from app.data.ledger import Ledger
 from app.lifecycle.audit import AuditTrail
 from app.lifecycle.marks import ForgottenBatches
@@ -24,17 +25,20 @@ def _ignore(event: str, version: int | None) -> None:
 
 class Home:
     """``notify(event, version)`` is told of every publication and serving change (see
-    :mod:`app.notices`); by default nobody is."""
+    :mod:`app.notices`); by default nobody is. ``dataset``: what is learnt here (the built-in
+    declaration when None)."""
 
     def __init__(self, storage: Storage | str,
-                 notify: Callable[[str, int | None], None] = _ignore):
+                 notify: Callable[[str, int | None], None] = _ignore,
+                 dataset: Dataset | None = None):
         self.storage = open_storage(storage) if isinstance(storage, str) else storage
         self.notify = notify
+        self.dataset = dataset or builtin()
 
     @classmethod
     def from_settings(cls, settings, announce: bool = True) -> Home:
         """The configured home; ``announce``: tell web processes of changes over Redis."""
-        home = cls(settings.storage())
+        home = cls(settings.storage(), dataset=settings.dataset())
         if announce:
             from app.notices import Notifier
 

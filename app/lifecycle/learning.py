@@ -34,13 +34,14 @@ from loguru import logger
 
 from app.data.lake import BatchNotFound
 from app.data.ledger import UnknownBatch, now
+from app.dataset import figure
 from app.lifecycle import gate, marks
 from app.lifecycle.home import Home
 from app.models.drift import DriftMonitor, chunk_errors
 from app.models.metrics import regression_metrics
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound, VersionTaken
-from app.models.regressor import SalaryRegressor
-from app.models.stats import FEATURES, SufficientStats
+from app.models.regressor import IncrementalRidge
+from app.models.stats import Design, SufficientStats
 
 # A step learns at most this much of a backlog; the rest waits for the next step.
 MAX_BATCHES_PER_STEP = 100
@@ -48,8 +49,6 @@ MAX_ROWS_PER_STEP = 2_000_000
 # The gate's held-out rows come from this many recent batches of the lineage.
 POOL_BATCHES = 20
 POOL_MAX_ROWS = 5_000
-# What a train step reads of a batch: the model's features and the target.
-LEARNT_COLUMNS = [*FEATURES, "salario"]
 # The drift monitor is rebuilt from at most this many steps of history.
 DRIFT_REPLAY = 200
 # A crash between publishing a version and recording it in the ledger is repaired from the
@@ -70,7 +69,7 @@ class ForgetError(ValueError):
 
 @dataclass
 class Plan:
-    model: SalaryRegressor
+    model: IncrementalRidge
     fields: dict
     monitor: DriftMonitor
 
@@ -124,6 +123,8 @@ class Learner:
         self._models = _Cache(6)
         self._holdout = _Cache(POOL_BATCHES * 3)
         self._monitors = _Cache(2)  # lineage version -> DriftMonitor that has seen its history
+        self.dataset = home.dataset
+        self.design = Design.of(home.dataset)
 
     # -- reading the registry, cached -------------------------------------------------------
 
@@ -171,7 +172,7 @@ class Learner:
             raise CorruptModel(f"model version {version} forgot batch {metadata['forgot']}, "
                                "whose statistics are deleted: it cannot be rebuilt")
         parent = metadata.get("parent_version")
-        base, params = SufficientStats.empty(), metadata.get("params") or {}
+        base, params = SufficientStats.empty(self.design), metadata.get("params") or {}
         if parent and not metadata.get("drift"):  # a drift step starts from nothing
             try:
                 parent_model = self.load(parent).model
@@ -188,7 +189,7 @@ class Learner:
         if base.n != metadata.get("n_samples_seen"):
             raise CorruptModel(f"model version {version}: rebuilt from the ledger it has "
                                f"{base.n} rows, its metadata says {metadata.get('n_samples_seen')}")
-        return LoadedModel(version, SalaryRegressor(**params).set_stats(base), metadata)
+        return LoadedModel(version, IncrementalRidge(**params).set_stats(base), metadata)
 
     def served(self) -> LoadedModel | None:
         version = self.home.serving.state().version
@@ -204,17 +205,18 @@ class Learner:
         rows = self._holdout.take(batch_id)
         if rows is None:
             try:
-                rows = self._holdout.put(batch_id, self.home.lake.read("holdout", batch_id,
-                                                                     columns=LEARNT_COLUMNS))
+                rows = self._holdout.put(batch_id, self.home.lake.read(
+                    "holdout", batch_id, columns=self.dataset.learnt_columns))
             except BatchNotFound:
                 return None
         return rows
 
-    def pool(self, batch_ids: list[str]) -> pd.DataFrame:
+    def pool(self, batch_ids: list[str], limit: int = POOL_MAX_ROWS) -> pd.DataFrame:
+        """The held-out rows of ``batch_ids``, the newest ``limit`` of them."""
         frames = [rows for rows in map(self._holdout_rows, batch_ids) if rows is not None]
         if not frames:
-            return pd.DataFrame(columns=["idade", "cidade", "cargo", "salario"])
-        return pd.concat(frames, ignore_index=True).tail(POOL_MAX_ROWS)
+            return pd.DataFrame(columns=self.dataset.learnt_columns)
+        return pd.concat(frames, ignore_index=True).tail(limit).reset_index(drop=True)
 
     def recent_lineage_batches(self, head: LoadedModel | None) -> list[str]:
         """Batches learnt by ``head`` and the versions it builds on, within its window."""
@@ -285,9 +287,10 @@ class Learner:
         for batch in waiting[:MAX_BATCHES_PER_STEP]:
             if frames and total + (batch.get("clean") or 0) > MAX_ROWS_PER_STEP:
                 break
-            frame = self.home.lake.read("normalized", batch["batch_id"], columns=LEARNT_COLUMNS)
+            frame = self.home.lake.read("normalized", batch["batch_id"],
+                                        columns=self.dataset.learnt_columns)
             frames[batch["batch_id"]] = frame
-            stats[batch["batch_id"]] = SufficientStats.of(frame, frame["salario"])
+            stats[batch["batch_id"]] = SufficientStats.of(self.design, frame)
             total += len(frame)
         # Kept before any version learns them: forgetting subtracts exactly these.
         for batch_id, batch_stats in stats.items():
@@ -338,14 +341,15 @@ class Learner:
               stats: dict[str, SufficientStats], first_seq: int) -> Plan:
         """The candidate for version ``newest + 1``, its metadata, and the drift monitor."""
         head = self.lineage_head(newest)
-        prequential = score_prequential(head, rows)
+        target = self.dataset.target
+        prequential = score_prequential(head, rows, target)
         fields = {"kind": "champion", "batch_id": batch_ids[-1], "batch_ids": batch_ids,
                   "n_batch": len(rows), "drift": False, "suspect": False,
                   "drift_confirmed": None}
 
         suspect = self._pending_suspect(newest, head)
         if suspect is not None:
-            suspect_score = score_prequential(suspect, rows)
+            suspect_score = score_prequential(suspect, rows, target)
             if suspect_score["mae"] < prequential["mae"]:
                 # The change the suspect saw goes on: the lineage continues from it.
                 head, prequential = suspect, suspect_score
@@ -355,18 +359,19 @@ class Learner:
 
         fields.update(parent_version=head.version if head else None,
                       window_start_seq=head.metadata.get("window_start_seq") if head else None)
-        base = head.model.stats_ if head else SufficientStats.empty()
+        base = head.model.stats_ if head else SufficientStats.empty(self.design)
         monitor = self.monitor(head)
         if prequential is not None and monitor.update(prequential["chunk_mae"]):
             fields.update(drift=True, suspect=True, window_start_seq=first_seq)
-            base = SufficientStats.empty()
+            base = SufficientStats.empty(self.design)
             # What a replay of the new window gives: its errors start with the next step.
             monitor = DriftMonitor()
 
-        added = sum(stats.values(), SufficientStats.empty())
-        model = SalaryRegressor(**(head.model.get_params() if head else {})).set_stats(base + added)
+        added = sum(stats.values(), SufficientStats.empty(self.design))
+        alpha = head.model.alpha if head else IncrementalRidge().alpha
+        model = IncrementalRidge(alpha=alpha).set_stats(base + added)
         pool = self.pool(self.recent_lineage_batches(head))
-        verdict = gate.judge(model, pool, served=self.served(), parent=head,
+        verdict = gate.judge(model, pool, target, served=self.served(), parent=head,
                              tolerance=self.tolerance)
         if fields["suspect"]:
             # A refit after drift is trusted only once the gate, or the next batch, agrees.
@@ -432,10 +437,10 @@ class Learner:
                          from_version=verdict["served_version"], to_version=version,
                          window_start_seq=metadata["window_start_seq"])
         if metadata["drift"]:
-            logger.warning("drift detected on batch {}: prequential MAE rose to {:,.0f}; version {} "
+            logger.warning("drift detected on batch {}: prequential MAE rose to {}; version {} "
                            "is refit on the batches since the change", metadata["batch_id"],
-                           prequential["mae"], version)
-            audit.record("drift", reason=f"prequential MAE rose to {prequential['mae']:,.0f} on "
+                           figure(prequential["mae"]), version)
+            audit.record("drift", reason=f"prequential MAE rose to {figure(prequential['mae'])} on "
                          f"batch {metadata['batch_id']}", from_version=metadata["parent_version"],
                          to_version=version, batch_id=metadata["batch_id"])
         if not verdict["passed"]:
@@ -503,7 +508,7 @@ class Learner:
             if not remaining.n:
                 raise ForgetError(f"batch {batch_id} is all the model has learnt: a model "
                                   "without it would have learnt nothing")
-            model = SalaryRegressor(**head.model.get_params()).set_stats(remaining)
+            model = IncrementalRidge(alpha=head.model.alpha).set_stats(remaining)
             fields = {"kind": "champion", "batch_id": batch_id, "batch_ids": [],
                       "forgot": batch_id, "n_batch": 0,
                       "parent_version": head.version, "lineage": True,
@@ -554,10 +559,10 @@ def batch_status(metadata: dict) -> str:
     return "trained" if metadata.get("lineage", True) else "refused"
 
 
-def score_prequential(head: LoadedModel | None, rows: pd.DataFrame) -> dict | None:
+def score_prequential(head: LoadedModel | None, rows: pd.DataFrame, target: str) -> dict | None:
     """``head``'s scores on ``rows`` before learning them, with the drift monitor's observations."""
     if head is None:
         return None
     predicted = head.model.predict(rows)
-    return {**regression_metrics(rows["salario"], predicted),
-            "chunk_mae": chunk_errors(rows["salario"], predicted)}
+    return {**regression_metrics(rows[target], predicted),
+            "chunk_mae": chunk_errors(rows[target], predicted)}

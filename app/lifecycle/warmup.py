@@ -29,7 +29,7 @@ def rehearse() -> None:
             for number in range(2):  # the second step scores a parent, as every later one does
                 batch_id = f"warmup-{number}"
                 generate_batch(home.lake, home.ledger, batch_id, ROWS)
-                normalize_batch(home.lake, home.ledger, batch_id)
+                normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
                 learner.train([batch_id])
     except Exception as error:  # noqa: BLE001 - a speed-up must never keep the worker from starting
         failure = f"{type(error).__name__}: {error}"

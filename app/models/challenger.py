@@ -1,7 +1,8 @@
 """The challenger: a different kind of model, refit now and then, that may win the serving slot.
 
 The original stream trainer used a tree ensemble; :class:`ChallengerRegressor` keeps one (a
-``HistGradientBoostingRegressor`` with ``cidade`` and ``cargo`` as native categories). It is
+``HistGradientBoostingRegressor`` on the declared numbers, with the declared categories as
+native categories). It is
 refit from scratch on a recent window of batches, so it forgets by construction, and it can
 find shapes the linear champion cannot (which it would need if the world stopped being
 additive).
@@ -20,7 +21,8 @@ from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
 
 from app.data.normalize import tidy_category
-from app.models.stats import CATEGORICAL, positions, tidy_records
+from app.dataset import builtin
+from app.models.stats import Design, positions
 
 # Every type a challenger artifact may hold; anything else is refused before loading.
 # (skops already trusts scikit-learn's estimators and numpy's arrays.) The boosting model
@@ -29,16 +31,23 @@ from app.models.stats import CATEGORICAL, positions, tidy_records
 # this list, so trusting ``functools.partial`` admits partials of listed functions only.
 TRUSTED_TYPES: list[str] = [
     "app.models.challenger.ChallengerRegressor",
+    "app.models.stats.Design",
+    "app.models.stats.NumberColumn",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "functools.partial",
     "sklearn.utils.validation.check_array",
 ]
 
 
-class ChallengerRegressor(RegressorMixin, BaseEstimator):
-    """Gradient-boosted trees on ``idade`` and the category codes of ``cidade`` and ``cargo``.
+# The trees bin a categorical feature's values, this many at most: rarer values beyond it are
+# treated as unseen (missing), which the trees send down the branch most rows took.
+MAX_CATEGORY_VALUES = 254
 
-    A city or job title not seen in training is a missing value to the trees, which send it
+
+class ChallengerRegressor(RegressorMixin, BaseEstimator):
+    """Gradient-boosted trees on a design's numbers and the codes of its categories.
+
+    A category value not seen in training is a missing value to the trees, which send it
     down the branch most training rows took.
 
     Examples
@@ -52,21 +61,25 @@ class ChallengerRegressor(RegressorMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, max_iter: int = 60, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
-                 random_state: int = 0):
+    def __init__(self, design: Design | None = None, max_iter: int = 60,
+                 learning_rate: float = 0.1, max_leaf_nodes: int = 15, random_state: int = 0):
+        self.design = design
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y):
-        records = tidy_records(X)
-        self.categories_ = {column: sorted(records[column].cat.categories.tolist())
-                            for column in CATEGORICAL}
+        self.design_ = self.design if self.design is not None else Design.of(builtin())
+        records = self.design_.tidy(X)
+        self.categories_ = {column: _most_frequent(records[column])
+                            for column in self.design_.categories}
         target = np.asarray(y, dtype=float)
+        numbers = len(self.design_.numbers)
         booster = HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes, categorical_features=[1, 2],
+            max_leaf_nodes=self.max_leaf_nodes,
+            categorical_features=list(range(numbers, numbers + len(self.design_.categories))),
             random_state=self.random_state)
         # One thread: a refit in the background must not take every core from the train steps
         # (OpenMP threads spin while they wait, which on a busy machine costs 30 times the work).
@@ -77,8 +90,8 @@ class ChallengerRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _features(self, records: pd.DataFrame) -> np.ndarray:
-        columns = [records["idade"].to_numpy(dtype=float)]
-        for column in CATEGORICAL:
+        columns = [records[number.name].to_numpy(dtype=float) for number in self.design_.numbers]
+        for column in self.design_.categories:
             codes = positions(self.categories_[column], records[column]).astype(float)
             codes[codes < 0] = np.nan
             columns.append(codes)
@@ -87,15 +100,28 @@ class ChallengerRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if not hasattr(self, "estimator_"):
             raise NotFittedError("this ChallengerRegressor is not fitted yet: call fit first")
-        return self.estimator_.predict(self._features(tidy_records(X)))
+        return self.estimator_.predict(self._features(self.design_.tidy(X)))
 
     def predict_records(self, records: list[dict]) -> list[float]:
         """Predictions for plain dicts, as the web app asks for them."""
         frame = pd.DataFrame({
-            "idade": [float(record["idade"]) for record in records],
+            **{number.name: [float(record[number.name]) for record in records]
+               for number in self.design_.numbers},
             **{column: [tidy_category(record[column]) for record in records]
-               for column in CATEGORICAL}})
+               for column in self.design_.categories}})
         return self.predict(frame).tolist()
+
+    def probe(self) -> dict:
+        """A record any fitted model must answer: numbers at their centres, categories unseen."""
+        return {**{number.name: number.center for number in self.design_.numbers},
+                **{column: "an unseen value" for column in self.design_.categories}}
+
+
+def _most_frequent(column: pd.Series) -> list[str]:
+    """The values of a categorical column the trees tell apart: all of them, or the
+    ``MAX_CATEGORY_VALUES`` most frequent, sorted."""
+    counts = column.value_counts(sort=True)
+    return sorted(counts.index[:MAX_CATEGORY_VALUES].astype(str).tolist())
 
 
 def load_skops(payload: bytes):

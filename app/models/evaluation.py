@@ -1,4 +1,10 @@
-"""Score a saved model on fresh records and say in words how good it is."""
+"""Score a saved model on records it never learnt and say in words how good it is.
+
+With the built-in dataset the records are drawn fresh by the generator, and the ground truth
+(the function the generator draws the target from) is scored beside the model: the best any
+model can do. With any other dataset there is no generator: the records are held-out rows of
+recent batches (see :func:`app.data.normalize.holdout_mask`), and there is no ground truth.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from app.data.generator import ORIGINAL, Regime, generate, optimum_r2
+from app.data.generator import ORIGINAL, Regime, generate
+from app.dataset import Dataset, figure
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel
 
 MAX_N = 1_000_000
+DEFAULT_N = 5000
 
 
 def fresh_records(n: int, seed: int | None = None, regime: Regime = ORIGINAL) -> pd.DataFrame:
@@ -22,62 +30,69 @@ def fresh_records(n: int, seed: int | None = None, regime: Regime = ORIGINAL) ->
     return generate(n, seed=seed, batch_id="evaluation", regime=regime)
 
 
-def evaluate(loaded: LoadedModel, n: int = 5000, seed: int | None = None,
-             records: pd.DataFrame | None = None, regime: Regime = ORIGINAL) -> dict:
-    """MSE, RMSE, MAE and R² of ``loaded`` on ``n`` new records, against two references.
+def evaluate(loaded: LoadedModel, records: pd.DataFrame, dataset: Dataset,
+             truth: np.ndarray | None = None, optimum_r2: float | None = None,
+             regime: Regime | None = None) -> dict:
+    """MSE, RMSE, MAE and R² of ``loaded`` on ``records``, against references.
 
-    The records are drawn under ``regime``, the ground truth in force. The baseline always
-    predicts the training mean (what a model that learnt nothing does); the ground truth is
-    the best any model can do on the same records. ``records``: score on these instead (to
-    compare two versions on the very same rows; they must come from ``regime``).
+    The baseline always predicts the training mean (what a model that learnt nothing does).
+    ``truth``: the ground truth's predictions for the same records (the best any model can
+    do), when a generator made them under ``regime``; ``optimum_r2``: its exact R².
     """
-    if records is None:
-        records = fresh_records(n, seed, regime)
-    n = len(records)
-    truth = records["salario"].to_numpy()
+    actual = records[dataset.target].to_numpy(dtype=float)
     model = loaded.model
-    scores = regression_metrics(truth, model.predict(records))
-    baseline = regression_metrics(truth, np.full(n, model.target_mean_))
-    ground_truth = regression_metrics(
-        truth, regime.expected(records["idade"], records["cidade"], records["cargo"]))
     result = {
         "model_version": loaded.version,
         "n_samples_seen": int(model.n_samples_seen_),
-        **scores,
-        "baseline": baseline,
-        "ground_truth": ground_truth,
-        "optimum_r2": optimum_r2(regime),
-        "regime": {"scenario": regime.scenario, "batch": regime.batch, "changed": regime.changed},
-        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        **regression_metrics(actual, model.predict(records)),
+        "baseline": regression_metrics(actual, np.full(len(actual), model.target_mean_)),
+        "records": "fresh" if truth is not None else "held-out",
     }
-    result["report"] = report(result)
+    if truth is not None:
+        result["ground_truth"] = regression_metrics(actual, truth)
+        result["optimum_r2"] = optimum_r2
+    if regime is not None:
+        result["regime"] = {"scenario": regime.scenario, "batch": regime.batch,
+                            "changed": regime.changed}
+    result["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    result["report"] = report(result, dataset)
     return result
 
 
-def report(result: dict) -> str:
+def _verdict(result: dict) -> str:
+    r2 = result["r2"]
+    if "ground_truth" in result:
+        share = r2 / result["ground_truth"]["r2"]
+        if share >= 0.97:
+            return "as good as this data allows: what is left is the noise in the target"
+        if share >= 0.85:
+            return "good, but not yet at the optimum: more batches should close the gap"
+    if r2 > 0:
+        return "weak: it beats guessing the mean but misses much of what can be learnt" if (
+            "ground_truth" in result) else (
+            f"it explains {r2:.1%} of the variance that guessing the mean leaves")
+    return "useless: it does no better than always guessing the mean"
+
+
+def report(result: dict, dataset: Dataset) -> str:
     """A paragraph a person can read: how good the model is and compared with what."""
-    r2, optimum = result["r2"], result["optimum_r2"]
-    # The truth's score on these very records is the fairest yardstick: the sample's own noise
-    # moves both alike, where the exact optimum is only what they average to.
-    truth_r2 = result["ground_truth"]["r2"]
-    share = r2 / truth_r2
-    if share >= 0.97:
-        verdict = "as good as this data allows: what is left is the noise in salaries"
-    elif share >= 0.85:
-        verdict = "good, but not yet at the optimum: more batches should close the gap"
-    elif r2 > 0:
-        verdict = "weak: it beats guessing the mean but misses much of what can be learnt"
-    else:
-        verdict = "useless: it does no better than always guessing the mean salary"
-    baseline = result["baseline"]
-    return (
-        f"Model version {result['model_version']}, trained on "
-        f"{result['n_samples_seen']:,} records, scored on {result['n']:,} fresh ones: "
-        f"R² {r2:.4f}, {share:.1%} of the {truth_r2:.4f} the true function itself scores on "
-        f"them (its exact optimum: {optimum:.4f}). "
-        f"Its predictions are off by R$ {result['mae']:,.2f} on average "
-        f"(RMSE R$ {result['rmse']:,.2f}; MSE {result['mse']:,.0f}), against "
-        f"R$ {baseline['mae']:,.2f} (RMSE R$ {baseline['rmse']:,.2f}) for always guessing the "
-        f"mean salary and R$ {result['ground_truth']['mae']:,.2f} for the true function. "
-        f"Verdict: {verdict}."
-    )
+    r2, baseline = result["r2"], result["baseline"]
+    amount = dataset.amount
+    scored = ("fresh ones" if result["records"] == "fresh"
+              else "held-out rows of recent batches, which no version learnt")
+    text = (f"Model version {result['model_version']}, trained on "
+            f"{result['n_samples_seen']:,} records, scored on {result['n']:,} {scored}: "
+            f"R² {r2:.4f}")
+    if "ground_truth" in result:
+        # The truth's score on these very records is the fairest yardstick: the sample's own
+        # noise moves both alike, where the exact optimum is only what they average to.
+        truth_r2 = result["ground_truth"]["r2"]
+        text += (f", {r2 / truth_r2:.1%} of the {truth_r2:.4f} the true function itself scores "
+                 f"on them (its exact optimum: {result['optimum_r2']:.4f})")
+    text += (f". Its predictions of {dataset.target} are off by {amount(result['mae'])} on "
+             f"average (RMSE {amount(result['rmse'])}; MSE {figure(result['mse'])}), against "
+             f"{amount(baseline['mae'])} (RMSE {amount(baseline['rmse'])}) for always guessing "
+             "the mean")
+    if "ground_truth" in result:
+        text += f" and {amount(result['ground_truth']['mae'])} for the true function"
+    return text + f". Verdict: {_verdict(result)}."

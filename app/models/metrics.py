@@ -6,7 +6,8 @@ import numpy as np
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
-    """MSE, RMSE, MAE and R² as plain floats (JSON-ready).
+    """MSE, RMSE, MAE and R² as plain floats (JSON-ready); R² is None for a single row, where
+    it is undefined (JSON has no NaN, and a batch may hold one row).
 
     >>> regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
     {'n': 3, 'mse': 0.3333333333333333, 'rmse': 0.5773502691896257, 'mae': 0.3333333333333333, 'r2': 0.5}
@@ -22,7 +23,7 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     spread = y_true - y_true.mean()
     total = float(spread @ spread)
     if len(y_true) < 2:
-        r2 = float("nan")
+        r2 = None
     elif total:
         r2 = 1.0 - mse * len(residual) / total
     else:  # sklearn's convention for a constant target: perfect or nothing
@@ -32,5 +33,5 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
         "mae": float(np.abs(residual).mean()),
-        "r2": float(r2),
+        "r2": None if r2 is None else float(r2),
     }

@@ -31,7 +31,7 @@ from importlib import metadata as package_metadata
 from typing import Any
 
 from app.journal import Journal
-from app.models.regressor import FORMAT as LINEAR_FORMAT, SalaryRegressor
+from app.models.regressor import FIRST_FORMAT, FORMAT as LINEAR_FORMAT, IncrementalRidge
 from app.storage import Storage
 
 SKOPS_FORMAT = "skops"
@@ -71,7 +71,7 @@ def _library_versions() -> dict[str, str]:
 
 def encode_model(model) -> tuple[str, bytes]:
     """``(format, bytes)`` for ``model``: JSON for the linear model, skops for a challenger."""
-    if isinstance(model, SalaryRegressor):
+    if isinstance(model, IncrementalRidge):
         return LINEAR_FORMAT, json.dumps(model.to_document(), separators=(",", ":")).encode()
     import skops.io
 
@@ -80,8 +80,8 @@ def encode_model(model) -> tuple[str, bytes]:
 
 def decode_model(format_: str, payload: bytes):
     """The model in ``payload``; ``ValueError`` for anything that is not one we wrote."""
-    if format_ == LINEAR_FORMAT:
-        return SalaryRegressor.from_document(json.loads(payload))
+    if format_ in (LINEAR_FORMAT, FIRST_FORMAT):
+        return IncrementalRidge.from_document(json.loads(payload))
     if format_ == SKOPS_FORMAT:
         from app.models.challenger import load_skops
 

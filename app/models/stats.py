@@ -1,148 +1,288 @@
-"""Sufficient statistics of a ridge regression, per batch, that add and subtract exactly.
+"""The model's columns, and sufficient statistics over them that add and subtract exactly.
+
+A :class:`Design` is what a dataset declaration (:mod:`app.dataset`) makes of the model's
+columns: each number centred and scaled by its declared bounds (and its square where
+declared), then one column per value of each category, in the order first seen. The target is
+last. It travels with every statistic and every saved model, so a model always predicts with
+the columns it learnt, whatever the declaration in force.
 
 A :class:`SufficientStats` holds, for the rows of one batch (or of many merged), the count,
-the means and the co-moment matrix of the model's features and the target. Features are the
-centred, scaled age and its square, then one column per ``cidade`` and per ``cargo`` the rows
-contained, in the order first seen. Two statistics with different categories are merged on the
-union of their columns (a category a batch never had is an all-zero column there, so embedding
-is exact), with Chan et al.'s pairwise update. Subtracting reverses that update, and drops a
-category nothing left contains.
+the means and the co-moment matrix of those columns. Two statistics with different categories
+are merged on the union of their columns (a category a batch never had is an all-zero column
+there, so embedding is exact), with Chan et al.'s pairwise update. Subtracting reverses that
+update, and drops a category nothing left contains.
 
 So a model can learn a batch (``+``), forget one (``-``) or be rebuilt from any set of batches
 (``sum``), and each is the statistics one pass over those rows would give, up to rounding.
 
 >>> from app.data.generator import generate
+>>> design = Design.of(builtin())
 >>> a, b = generate(300, seed=1), generate(200, seed=2)
->>> both = SufficientStats.of(pd.concat([a, b]), pd.concat([a, b])["salario"])
->>> merged = SufficientStats.of(a, a["salario"]) + SufficientStats.of(b, b["salario"])
+>>> both = SufficientStats.of(design, pd.concat([a, b]))
+>>> merged = SufficientStats.of(design, a) + SufficientStats.of(design, b)
 >>> merged.n, bool(np.allclose(merged.comoment, both.reorder(merged.categories).comoment))
 (500, True)
->>> (merged - SufficientStats.of(b, b["salario"])).n
+>>> (merged - SufficientStats.of(design, b)).n
 300
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from app.data.normalize import tidy_codes
+from app.dataset import Dataset, builtin
 
-CATEGORICAL = ("cidade", "cargo")
-FEATURES = ("idade", *CATEGORICAL)
-# Age enters as a centred, scaled quadratic so the co-moments stay well conditioned.
-AGE_CENTER, AGE_SCALE = 44.0, 10.0
-N_AGE_TERMS = 2
 # After a subtraction, a category's count is (count x mean); below this it is gone, not rounding.
 _GONE = 0.5
+# What artifacts of the first format (one fixed dataset) scaled their one number by.
+_FIRST_FORMAT_SCALE = 10.0
 
 
-def age_terms(idade) -> np.ndarray:
-    """The two age features: the centred, scaled age and its square."""
-    t = (np.asarray(idade, dtype=float).reshape(-1) - AGE_CENTER) / AGE_SCALE
-    return np.column_stack([t, t * t])
+@dataclass(frozen=True)
+class NumberColumn:
+    """A numeric feature as the model sees it: ``(x - center) / scale``, and its square."""
+
+    name: str
+    center: float
+    scale: float
+    square: bool
+
+    @property
+    def width(self) -> int:
+        return 2 if self.square else 1
+
+    def terms(self, values) -> np.ndarray:
+        t = (np.asarray(values, dtype=float).reshape(-1) - self.center) / self.scale
+        return np.column_stack([t, t * t]) if self.square else t[:, None]
 
 
-def tidy_records(X: pd.DataFrame) -> pd.DataFrame:
-    """``idade`` as float and the categories tidied: the one preprocessing of the model.
+@dataclass(frozen=True)
+class Design:
+    """The model's columns: ``numbers`` (their terms first), then one block per category."""
 
-    The categorical columns come out as pandas categoricals: their categories are the tidied
-    values in the order first seen, and looking them up (:func:`positions`) costs one lookup
-    per category, not one per row.
-    """
-    missing = [column for column in FEATURES if column not in X.columns]
-    if missing:
-        raise ValueError(f"missing columns: {', '.join(missing)}")
-    records = pd.DataFrame({"idade": np.asarray(X["idade"], dtype=float)})
-    for column in CATEGORICAL:
-        codes, categories = tidy_codes(X[column])
-        records[column] = pd.Categorical.from_codes(codes, categories=categories)
-    return records
+    target: str
+    numbers: tuple[NumberColumn, ...]
+    categories: tuple[str, ...]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Design:
+        return cls(dataset.target,
+                   tuple(NumberColumn(n.name, n.center, n.scale, n.square) for n in dataset.numbers),
+                   tuple(c.name for c in dataset.categories))
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*(number.name for number in self.numbers), *self.categories)
+
+    @property
+    def number_width(self) -> int:
+        """How many columns the numbers take (a squared number takes two)."""
+        return sum(number.width for number in self.numbers)
+
+    def term_names(self) -> list[str]:
+        """The numeric columns' names: ``age``, ``age²``."""
+        names = []
+        for number in self.numbers:
+            names += [number.name, f"{number.name}²"] if number.square else [number.name]
+        return names
+
+    def number_block(self, records: pd.DataFrame) -> np.ndarray:
+        """The numeric columns of tidied ``records``, shape (rows, :attr:`number_width`)."""
+        if not self.numbers:
+            return np.zeros((len(records), 0))
+        return np.hstack([number.terms(records[number.name]) for number in self.numbers])
+
+    def tidy(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Numbers as float, categories tidied: the one preprocessing of the model.
+
+        The categorical columns come out as pandas categoricals: their categories are the tidied
+        values in the order first seen, and looking them up (:func:`positions`) costs one lookup
+        per category, not one per row.
+        """
+        missing = [column for column in self.features if column not in X.columns]
+        if missing:
+            raise ValueError(f"missing columns: {', '.join(missing)}")
+        records = pd.DataFrame({number.name: np.asarray(X[number.name], dtype=float)
+                                for number in self.numbers}, index=pd.RangeIndex(len(X)))
+        for column in self.categories:
+            codes, categories = tidy_codes(X[column])
+            records[column] = pd.Categorical.from_codes(codes, categories=categories)
+        return records
+
+    def matrix(self, records: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
+        """The columns of tidied ``records`` over ``categories``: an unknown category is all zeros."""
+        blocks = [self.number_block(records)]
+        for column in self.categories:
+            codes = positions(categories[column], records[column])
+            block = np.zeros((len(records), len(categories[column])))
+            known = codes >= 0
+            block[np.flatnonzero(known), codes[known]] = 1.0
+            blocks.append(block)
+        return np.hstack(blocks)
+
+    def width(self, categories: dict[str, list[str]]) -> int:
+        return self.number_width + sum(len(categories[column]) for column in self.categories)
+
+    # -- documents: plain data, saved with every model and statistic ------------------------
+
+    def to_document(self) -> dict:
+        return {"target": self.target, "categories": list(self.categories),
+                "numbers": [{"name": n.name, "center": n.center, "scale": n.scale,
+                             "square": n.square} for n in self.numbers]}
+
+    @classmethod
+    def from_document(cls, document: dict) -> Design:
+        """A design from :meth:`to_document`; ``ValueError`` when it is not one."""
+        try:
+            numbers = tuple(NumberColumn(str(n["name"]), float(n["center"]), float(n["scale"]),
+                                         bool(n["square"])) for n in document["numbers"])
+            design = cls(str(document["target"]), numbers,
+                         tuple(str(name) for name in document["categories"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"malformed design: {error!r}") from None
+        if not all(np.isfinite(n.center) and np.isfinite(n.scale) and n.scale > 0
+                   for n in design.numbers):
+            raise ValueError("a number's centre and scale must be finite, the scale positive")
+        return design
+
+    @classmethod
+    def first_format(cls) -> Design:
+        """The columns of artifacts and statistics written before declarations existed:
+        the built-in dataset's, its one number scaled by a fixed 10."""
+        design = cls.of(builtin())
+        return cls(design.target, tuple(NumberColumn(n.name, n.center, _FIRST_FORMAT_SCALE,
+                                                     n.square) for n in design.numbers),
+                   design.categories)
+
+    def describe(self) -> list[str]:
+        """The model's columns in words, one line each (``python -m app dataset``)."""
+        lines = []
+        for number in self.numbers:
+            scaled = f"({number.name} - {number.center:g}) / {number.scale:g}"
+            lines.append(f"{number.name}: {scaled}")
+            if number.square:
+                lines.append(f"{number.name}²: the square of that")
+        lines += [f"{column}=<value>: 1 for rows of that value, one column per value seen"
+                  for column in self.categories]
+        return lines
 
 
 def positions(names: list[str], column: pd.Series) -> np.ndarray:
-    """Each row's position among ``names`` in a categorical column of :func:`tidy_records`;
+    """Each row's position among ``names`` in a categorical column of :meth:`Design.tidy`;
     -1 for a category not among them, or a missing value."""
     values = column.array
     return np.append(pd.Index(names).get_indexer(values.categories), -1)[values.codes]
 
 
-def design_matrix(records: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
-    """The features of tidied ``records`` over ``categories``: an unknown category is all zeros."""
-    blocks = [age_terms(records["idade"])]
-    for column in CATEGORICAL:
-        codes = positions(categories[column], records[column])
-        block = np.zeros((len(records), len(categories[column])))
-        known = codes >= 0
-        block[np.flatnonzero(known), codes[known]] = 1.0
-        blocks.append(block)
-    return np.hstack(blocks)
-
-
-def _width(categories: dict[str, list[str]]) -> int:
-    return N_AGE_TERMS + sum(len(categories[column]) for column in CATEGORICAL)
+def _affine(old: Design, new: Design) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, b)`` with ``new terms = A @ old terms + b`` for the numeric columns of two designs
+    that differ only in centres and scales (a squared term mixes in its linear one)."""
+    size = old.number_width
+    matrix, offset_vector = np.zeros((size, size)), np.zeros(size)
+    at = 0
+    for before, after in zip(old.numbers, new.numbers):
+        a = before.scale / after.scale
+        b = (before.center - after.center) / after.scale
+        matrix[at, at], offset_vector[at] = a, b
+        if before.square:
+            matrix[at + 1, at], matrix[at + 1, at + 1] = 2 * a * b, a * a
+            offset_vector[at + 1] = b * b
+        at += before.width
+    return matrix, offset_vector
 
 
 @dataclass(frozen=True)
 class SufficientStats:
-    """Count, means and co-moment matrix over features + target (the target is last)."""
+    """Count, means and co-moment matrix over a design's columns + target (the target last)."""
 
     n: int
+    design: Design
     categories: dict[str, list[str]]
-    mean: np.ndarray
-    comoment: np.ndarray
+    mean: np.ndarray = field(repr=False)
+    comoment: np.ndarray = field(repr=False)
 
     @classmethod
-    def empty(cls) -> SufficientStats:
-        size = N_AGE_TERMS + 1
-        return cls(0, {column: [] for column in CATEGORICAL}, np.zeros(size), np.zeros((size, size)))
+    def empty(cls, design: Design) -> SufficientStats:
+        size = design.number_width + 1
+        return cls(0, design, {column: [] for column in design.categories}, np.zeros(size),
+                   np.zeros((size, size)))
 
     @classmethod
-    def of(cls, X: pd.DataFrame, y) -> SufficientStats:
-        """The statistics of these rows, with their categories in the order first seen."""
-        records = tidy_records(X)
-        target = np.asarray(y, dtype=float)
+    def of(cls, design: Design, rows: pd.DataFrame, y=None) -> SufficientStats:
+        """The statistics of these rows (the target from ``y``, else the rows' own column),
+        with their categories in the order first seen."""
+        records = design.tidy(rows)
+        target = np.asarray(rows[design.target] if y is None else y, dtype=float)
         if len(records) != len(target):
             raise ValueError(f"X has {len(records)} rows but y has {len(target)}")
         if not len(records):
-            return cls.empty()
-        categories = {column: records[column].cat.categories.tolist() for column in CATEGORICAL}
-        data = np.column_stack([design_matrix(records, categories), target])
+            return cls.empty(design)
+        categories = {column: records[column].cat.categories.tolist()
+                      for column in design.categories}
+        data = np.column_stack([design.matrix(records, categories), target])
         mean = data.mean(axis=0)
         centred = data - mean
-        return cls(len(data), categories, mean, centred.T @ centred)
+        return cls(len(data), design, categories, mean, centred.T @ centred)
 
     # -- columns ----------------------------------------------------------------------------
 
     def _positions(self, categories: dict[str, list[str]]) -> np.ndarray:
         """Where each of this statistic's columns sits among ``categories``' columns."""
-        positions = list(range(N_AGE_TERMS))
-        offset = N_AGE_TERMS
-        for column in CATEGORICAL:
+        at = list(range(self.design.number_width))
+        offset = self.design.number_width
+        for column in self.design.categories:
             index = {name: i for i, name in enumerate(categories[column])}
             try:
-                positions += [offset + index[name] for name in self.categories[column]]
+                at += [offset + index[name] for name in self.categories[column]]
             except KeyError as missing:
                 raise ValueError(f"{column} {missing} is not among the target categories") from None
             offset += len(categories[column])
-        positions.append(offset)  # the target
-        return np.asarray(positions)
+        at.append(offset)  # the target
+        return np.asarray(at)
 
     def reorder(self, categories: dict[str, list[str]]) -> SufficientStats:
         """The same statistics over ``categories`` (a superset, in any order)."""
-        size = _width(categories) + 1
+        size = self.design.width(categories) + 1
         at = self._positions(categories)
         mean, comoment = np.zeros(size), np.zeros((size, size))
         mean[at] = self.mean
         comoment[np.ix_(at, at)] = self.comoment
-        return SufficientStats(self.n, {c: list(categories[c]) for c in CATEGORICAL}, mean, comoment)
+        return SufficientStats(self.n, self.design,
+                               {c: list(categories[c]) for c in self.design.categories},
+                               mean, comoment)
+
+    def in_design(self, design: Design) -> SufficientStats:
+        """The same rows' statistics over ``design``'s columns.
+
+        Designs of the same features that scale them differently (a declaration whose bounds
+        changed, an artifact of the first format) map onto each other exactly: the numeric
+        terms are an affine function of each other. Any other difference is a ``ValueError``:
+        those are statistics of another dataset.
+        """
+        if design == self.design:
+            return self
+        if (design.target, design.categories) != (self.design.target, self.design.categories) or [
+                (n.name, n.square) for n in design.numbers] != [
+                (n.name, n.square) for n in self.design.numbers]:
+            raise ValueError(f"statistics of the columns {', '.join(self.design.features)} "
+                             f"-> {self.design.target} cannot join a model of "
+                             f"{', '.join(design.features)} -> {design.target}")
+        width = self.design.number_width
+        transform = np.eye(len(self.mean))
+        shift = np.zeros(len(self.mean))
+        transform[:width, :width], shift[:width] = _affine(self.design, design)
+        return SufficientStats(self.n, design, self.categories, transform @ self.mean + shift,
+                               transform @ self.comoment @ transform.T)
 
     def union_categories(self, other: SufficientStats) -> dict[str, list[str]]:
         union = {}
-        for column in CATEGORICAL:
+        for column in self.design.categories:
             seen = set(self.categories[column])
             union[column] = self.categories[column] + [
                 name for name in other.categories[column] if name not in seen]
@@ -151,6 +291,7 @@ class SufficientStats:
     # -- arithmetic -------------------------------------------------------------------------
 
     def __add__(self, other: SufficientStats) -> SufficientStats:
+        other = other.in_design(self.design)
         if not other.n:
             return self
         if not self.n:
@@ -160,27 +301,29 @@ class SufficientStats:
         n = a.n + b.n
         delta = b.mean - a.mean
         comoment = a.comoment + b.comoment + np.outer(delta, delta) * (a.n * b.n / n)
-        return SufficientStats(n, union, a.mean + delta * (b.n / n), comoment)
+        return SufficientStats(n, self.design, union, a.mean + delta * (b.n / n), comoment)
 
     def __sub__(self, other: SufficientStats) -> SufficientStats:
         """These statistics without ``other``'s rows, which they must contain."""
+        other = other.in_design(self.design)
         if not other.n:
             return self
         if other.n > self.n:
             raise ValueError(f"cannot remove {other.n} rows from statistics of {self.n}")
         if other.n == self.n:
-            return SufficientStats.empty()
+            return SufficientStats.empty(self.design)
         b = other.reorder(self.categories)
         n = self.n - b.n
         mean = (self.n * self.mean - b.n * b.mean) / n
         delta = b.mean - mean
         comoment = self.comoment - b.comoment - np.outer(delta, delta) * (n * b.n / self.n)
-        return SufficientStats(n, self.categories, mean, comoment)._without_empty_categories()
+        return SufficientStats(n, self.design, self.categories, mean,
+                               comoment)._without_empty_categories()
 
     def _without_empty_categories(self) -> SufficientStats:
-        keep = list(range(N_AGE_TERMS))
-        categories, offset = {}, N_AGE_TERMS
-        for column in CATEGORICAL:
+        keep = list(range(self.design.number_width))
+        categories, offset = {}, self.design.number_width
+        for column in self.design.categories:
             names = self.categories[column]
             counts = self.n * self.mean[offset:offset + len(names)]
             kept = [i for i, count in enumerate(counts) if count >= _GONE]
@@ -191,41 +334,57 @@ class SufficientStats:
         if len(keep) == len(self.mean):
             return self
         at = np.asarray(keep)
-        return SufficientStats(self.n, categories, self.mean[at], self.comoment[np.ix_(at, at)])
+        return SufficientStats(self.n, self.design, categories, self.mean[at],
+                               self.comoment[np.ix_(at, at)])
 
-    # -- storage: plain arrays, so loading can never run code --------------------------------
+    # -- storage: plain arrays and JSON, so loading can never run code ----------------------
 
     def to_npz(self) -> bytes:
         buffer = io.BytesIO()
         np.savez(buffer, n=np.int64(self.n), mean=self.mean, comoment=self.comoment,
-                 **{column: np.asarray(self.categories[column], dtype=str) for column in CATEGORICAL})
+                 design=np.asarray(json.dumps(self.design.to_document())),
+                 **{f"category:{column}": np.asarray(self.categories[column], dtype=str)
+                    for column in self.design.categories})
         return buffer.getvalue()
 
     @classmethod
     def from_npz(cls, data: bytes) -> SufficientStats:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            categories = {column: [str(name) for name in arrays[column]] for column in CATEGORICAL}
-            stats = cls(int(arrays["n"]), categories, np.array(arrays["mean"], dtype=float),
+            if "design" in arrays.files:
+                design = Design.from_document(json.loads(str(arrays["design"])))
+                key = "category:{}".format
+            else:
+                design, key = Design.first_format(), "{}".format
+            categories = {column: [str(name) for name in arrays[key(column)]]
+                          for column in design.categories}
+            stats = cls(int(arrays["n"]), design, categories,
+                        np.array(arrays["mean"], dtype=float),
                         np.array(arrays["comoment"], dtype=float))
         stats.check()
         return stats
 
     def to_document(self) -> dict:
-        return {"n": self.n, "categories": self.categories, "mean": self.mean.tolist(),
-                "comoment": self.comoment.tolist()}
+        return {"n": self.n, "design": self.design.to_document(), "categories": self.categories,
+                "mean": self.mean.tolist(), "comoment": self.comoment.tolist()}
 
     @classmethod
-    def from_document(cls, document: dict) -> SufficientStats:
+    def from_document(cls, document: dict, design: Design | None = None) -> SufficientStats:
+        """``design``: the columns, when the document predates designs saved with them."""
+        if "design" in document:
+            design = Design.from_document(document["design"])
+        if design is None:
+            raise ValueError("the statistics do not say which columns they are of")
         categories = {column: [str(name) for name in document["categories"][column]]
-                      for column in CATEGORICAL}
-        stats = cls(int(document["n"]), categories, np.asarray(document["mean"], dtype=float),
+                      for column in design.categories}
+        stats = cls(int(document["n"]), design, categories,
+                    np.asarray(document["mean"], dtype=float),
                     np.asarray(document["comoment"], dtype=float))
         stats.check()
         return stats
 
     def check(self) -> None:
         """``ValueError`` unless the arrays fit the categories and are finite."""
-        size = _width(self.categories) + 1
+        size = self.design.width(self.categories) + 1
         if self.n < 0 or self.mean.shape != (size,) or self.comoment.shape != (size, size):
             raise ValueError(f"statistics of shape {self.mean.shape}/{self.comoment.shape} "
                              f"do not fit {size - 1} features")

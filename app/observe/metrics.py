@@ -166,6 +166,8 @@ class PipelineCollector:
         if scores is None:
             return
         for figure in ("mse", "mae", "r2"):
+            if scores.get(figure) is None:
+                continue  # R² of a one-row batch: undefined
             yield GaugeMetricFamily(
                 f"pipeline_prequential_{figure}",
                 f"Prequential {figure.upper()} of the newest version that has one: the version "

@@ -2,8 +2,8 @@
 
 One self-contained page (images are ``data:`` URIs), so it can be mailed or archived as is:
 
-- predicted against actual salaries (with the ideal diagonal);
-- residuals by ``cargo`` and by ``cidade`` (box plots: where the model is biased);
+- predicted against actual values of the target (with the ideal diagonal);
+- residuals by each declared category (box plots: where the model is biased);
 - the prequential learning curve across versions, with drift and refused promotions marked.
 
 With a baseline version, both versions are scored on the same records and shown side by side.
@@ -21,8 +21,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from app.data import generator
 from app.data.generator import ORIGINAL, Regime
-from app.models.evaluation import evaluate, fresh_records
+from app.dataset import Dataset, number_text
+from app.models.evaluation import DEFAULT_N, evaluate, fresh_records
+from app.models.registry import LoadedModel
 from app.observe.curve import Point, learning_curve
 from app.storage import Storage
 
@@ -33,31 +36,59 @@ COLORS = {"model": "#2563eb", "baseline": "#9ca3af", "drift": "#dc2626", "refuse
 # Points drawn in the scatter at most: more only blacken the plot and fatten the page.
 SCATTER_POINTS = 2000
 SCORES = ("n", "mse", "rmse", "mae", "r2")
+# Categories whose residuals are plotted at most, and values shown in each plot at most.
+RESIDUAL_PLOTS = 4
+RESIDUAL_VALUES = 20
 
 
-def evaluate_and_report(home, version: int, n: int = 5000,
+class NothingToScore(ValueError):
+    """No records to evaluate on yet (the message says why)."""
+
+
+def held_out_rows(home, loaded: LoadedModel, n: int) -> pd.DataFrame:
+    """Up to ``n`` held-out rows of the batches ``loaded``'s lineage learnt most recently."""
+    from app.lifecycle.learning import Learner
+
+    learner = Learner(home)
+    batches = learner.recent_lineage_batches(loaded if loaded.metadata.get("batch_ids") else
+                                             learner.lineage_head(loaded.version))
+    rows = learner.pool(batches, limit=n)
+    if len(rows) < 2:
+        raise NothingToScore("no held-out rows to score on yet: about one row in twenty of each "
+                             "batch is held out, so learn a few more batches first")
+    return rows
+
+
+def evaluate_and_report(home, version: int, n: int = DEFAULT_N,
                         baseline_version: int | None = None, regime: Regime = ORIGINAL) -> dict:
     """Score ``version`` (and ``baseline_version`` on the same records), keep the HTML report.
 
-    The records are drawn under ``regime``, the world as the generator draws it now.
+    With the built-in dataset the records are drawn under ``regime``, the world as the
+    generator draws it now; with another, they are held-out rows of recent batches.
 
     The result is :func:`app.models.evaluation.evaluate`'s, plus ``report_id`` and
     ``report_url`` (a path of the web app: ``/reports/<id>``), and with a baseline
     ``baseline_version`` and its ``baseline_scores``.
     """
+    dataset = home.dataset
     loaded = home.registry.load(version)
-    records = fresh_records(n, regime=regime)
-    result = evaluate(loaded, records=records, regime=regime)
+    if dataset.generated:
+        records = fresh_records(n, regime=regime)
+        reference = {"truth": generator.ground_truth(records, regime),
+                     "optimum_r2": generator.optimum_r2(regime), "regime": regime}
+    else:
+        records, reference = held_out_rows(home, loaded, n), {}
+    result = evaluate(loaded, records, dataset, **reference)
     predictions = {f"version {loaded.version}": loaded.model.predict(records)}
     if baseline_version is not None:
         other = home.registry.load(baseline_version)
-        scores = evaluate(other, records=records, regime=regime)
+        scores = evaluate(other, records, dataset, **reference)
         result["baseline_version"] = other.version
         result["baseline_scores"] = {key: scores[key] for key in SCORES}
         predictions[f"version {other.version}"] = other.model.predict(records)
     identifier = report_id(result)
     result.update(report_id=identifier, report_url=f"/reports/{identifier}")
-    page = render(result, records, predictions, learning_curve(home.registry))
+    page = render(result, records, predictions, learning_curve(home.registry), dataset)
     save_report(home.storage, result, page)
     return result
 
@@ -113,7 +144,7 @@ def _figure(width: float = 7.0, height: float = 4.2):
 def _style(axes, money_x: bool = False, money_y: bool = False) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
+    thousands = FuncFormatter(lambda value, _: number_text(round(value, 6)))
     if money_x:
         axes.xaxis.set_major_formatter(thousands)
     if money_y:
@@ -124,7 +155,8 @@ def _style(axes, money_x: bool = False, money_y: bool = False) -> None:
         axes.spines[side].set_visible(False)
 
 
-def predicted_vs_actual(truth: np.ndarray, predictions: dict[str, np.ndarray]) -> str:
+def predicted_vs_actual(truth: np.ndarray, predictions: dict[str, np.ndarray],
+                        dataset: Dataset) -> str:
     figure = _figure(7.0, 5.0)
     axes = figure.subplots()
     rng = np.random.default_rng(0)
@@ -136,19 +168,27 @@ def predicted_vs_actual(truth: np.ndarray, predictions: dict[str, np.ndarray]) -
     axes.plot([low, high], [low, high], color=COLORS["ideal"], linewidth=1, linestyle="--",
               label="predicted = actual")
     axes.set_xlim(low, high)
-    axes.set_xlabel("actual salary (R$)")
-    axes.set_ylabel("predicted salary (R$)")
+    axes.set_xlabel(f"actual {dataset.target}{_unit(dataset)}")
+    axes.set_ylabel(f"predicted {dataset.target}{_unit(dataset)}")
     axes.set_title("Predicted against actual")
     axes.legend(loc="upper left", frameon=False, markerscale=3)
     _style(axes, money_x=True, money_y=True)
     return _png(figure)
 
 
-def residuals_by(records: pd.DataFrame, residuals: dict[str, np.ndarray], column: str) -> str:
-    """Box plots of predicted − actual per value of ``column``, worst median first."""
+def _unit(dataset: Dataset) -> str:
+    return f" ({dataset.unit})" if dataset.unit else ""
+
+
+def residuals_by(records: pd.DataFrame, residuals: dict[str, np.ndarray], column: str,
+                 dataset: Dataset) -> str:
+    """Box plots of predicted − actual per value of ``column``, worst median first (the
+    ``RESIDUAL_VALUES`` most frequent values)."""
     groups = records[column].astype(str)
+    frequent = set(groups.value_counts().index[:RESIDUAL_VALUES])
     first = next(iter(residuals.values()))
-    order = (pd.Series(first).groupby(groups.to_numpy()).median().abs()
+    medians = pd.Series(first).groupby(groups.to_numpy()).median()
+    order = (medians[medians.index.isin(frequent)].abs()
              .sort_values(ascending=False).index.tolist())
     figure = _figure(7.0, 0.5 + 0.42 * len(order) * max(1, len(residuals)) ** 0.5 + 1)
     axes = figure.subplots()
@@ -166,7 +206,7 @@ def residuals_by(records: pd.DataFrame, residuals: dict[str, np.ndarray], column
     axes.axvline(0, color=COLORS["ideal"], linewidth=1, linestyle="--")
     axes.set_yticks(np.arange(len(order)), order)
     axes.invert_yaxis()
-    axes.set_xlabel("predicted − actual (R$)")
+    axes.set_xlabel(f"predicted − actual{_unit(dataset)}")
     axes.set_title(f"Residuals by {column}")
     if len(residuals) > 1:
         axes.legend(loc="best", frameon=False)
@@ -174,7 +214,7 @@ def residuals_by(records: pd.DataFrame, residuals: dict[str, np.ndarray], column
     return _png(figure)
 
 
-def learning_curve_plot(points: list[Point], marked: dict[int, str]) -> str:
+def learning_curve_plot(points: list[Point], marked: dict[int, str], dataset: Dataset) -> str:
     """Prequential MAE by version; drift (red lines), refused promotions (amber crosses)."""
     figure = _figure(7.0, 4.0)
     axes = figure.subplots()
@@ -196,7 +236,7 @@ def learning_curve_plot(points: list[Point], marked: dict[int, str]) -> str:
                           arrowprops={"arrowstyle": "-", "color": "#6b7280"})
     axes.set_ylim(bottom=0)
     axes.set_xlabel("model version")
-    axes.set_ylabel("MAE on the next batch (R$)")
+    axes.set_ylabel(f"MAE on the next batch{_unit(dataset)}")
     axes.set_title("Learning curve: each version's error on data it had not seen")
     # Below the plot: a peak after a drift would run into a legend inside it.
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
@@ -226,9 +266,9 @@ def _row(name: str, scores: dict | None) -> str:
 
 
 def render(result: dict, records: pd.DataFrame, predictions: dict[str, np.ndarray],
-           points: list[Point]) -> str:
+           points: list[Point], dataset: Dataset) -> str:
     """The page for ``result``; ``predictions`` by label, the evaluated version's first."""
-    truth = records["salario"].to_numpy(dtype=float)
+    truth = records[dataset.target].to_numpy(dtype=float)
     residuals = {label: np.asarray(values, dtype=float) - truth
                  for label, values in predictions.items()}
     version, compared = result["model_version"], result.get("baseline_version")
@@ -238,19 +278,20 @@ def render(result: dict, records: pd.DataFrame, predictions: dict[str, np.ndarra
     rows = [_row(f"version {version}", result)]
     if compared:
         rows.append(_row(f"version {compared} (baseline)", result["baseline_scores"]))
-    rows += [_row("always the mean salary", result["baseline"]),
-             _row("the true function (best possible)", result["ground_truth"])]
-    title = f"Evaluation of model version {version}"
+    rows += [_row(f"always the mean {dataset.target}", result["baseline"]),
+             _row("the true function (best possible)", result.get("ground_truth"))]
+    title = f"{dataset.name}: evaluation of model version {version}"
     if compared:
         title += f" against version {compared}"
-    plots = {
-        "Predicted against actual": predicted_vs_actual(truth, predictions),
-        "Residuals by cargo": residuals_by(records, residuals, "cargo"),
-        "Residuals by cidade": residuals_by(records, residuals, "cidade"),
-        "Learning curve": learning_curve_plot(points, marked),
-    }
+    plots = {"Predicted against actual": predicted_vs_actual(truth, predictions, dataset)}
+    for category in dataset.categories[:RESIDUAL_PLOTS]:
+        plots[f"Residuals by {category.name}"] = residuals_by(records, residuals, category.name,
+                                                              dataset)
+    plots["Learning curve"] = learning_curve_plot(points, marked, dataset)
     figures = "\n".join(f'<figure><img alt="{html.escape(name)}" src="{uri}"></figure>'
                         for name, uri in plots.items())
+    unit = html.escape(_unit(dataset))
+    scored = "fresh records" if result["records"] == "fresh" else "held-out rows"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -258,11 +299,11 @@ def render(result: dict, records: pd.DataFrame, predictions: dict[str, np.ndarra
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="muted">Scored on {result['n']:,} fresh records at {html.escape(result['evaluated_at'])};
+<p class="muted">Scored on {result['n']:,} {scored} at {html.escape(result['evaluated_at'])};
 report {html.escape(result['report_id'])}.</p>
 <p class="summary">{html.escape(result['report'])}</p>
 <h2>Scores</h2>
-<table><thead><tr><th>predictor</th><th>MAE (R$)</th><th>RMSE (R$)</th><th>MSE</th><th>R²</th></tr></thead>
+<table><thead><tr><th>predictor</th><th>MAE{unit}</th><th>RMSE{unit}</th><th>MSE</th><th>R²</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
 <h2>Plots</h2>
 {figures}

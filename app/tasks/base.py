@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from functools import cached_property
 
 import redis
@@ -18,12 +19,16 @@ from app.data.batches import PENDING_TRAIN
 from app.data.ledger import FINAL
 from app.lifecycle.home import Home
 from app.lifecycle.learning import Learner
+from app.storage import Storage, open_storage
 
 TRAIN_LOCK = "pipeline:train-lock"
-# The holder renews the lock every third of this while its step runs, however long the step,
-# so a holder that died (its host gone) frees it this soon and training goes on elsewhere. The
-# lock only saves work: publication is safe without it (see app.lifecycle.learning).
-TRAIN_LOCK_TIMEOUT = 10
+# One look at the inbox at a time: a big file takes longer than the period between looks.
+INBOX_LOCK = "pipeline:inbox-lock"
+# A holder renews its lock every third of this while its work runs, however long the work,
+# so a holder that died (its host gone) frees it this soon and the work goes on elsewhere.
+# The locks only save work: publication and arrival are safe without them (see
+# app.lifecycle.learning and app.data.inbox).
+LOCK_TIMEOUT = 10
 TRAIN_LOCK_WAIT = 30
 # Normalized batches waiting for training; a train step takes all of them at once.
 PENDING = PENDING_TRAIN
@@ -66,6 +71,10 @@ class PipelineTask(Task):
         return Home.from_settings(self.settings)
 
     @cached_property
+    def inbox_storage(self) -> Storage:
+        return open_storage(self.settings.inbox_url)
+
+    @cached_property
     def learner(self) -> Learner:
         return Learner(self.home, keep_versions=self.settings.keep_versions,
                        keep_batches=self.settings.keep_batches)
@@ -75,27 +84,30 @@ class PipelineTask(Task):
         return redis.Redis.from_url(self.app.conf.broker_url)
 
     @contextlib.contextmanager
-    def train_lock(self):
-        """Hold the lock that lets one train or forget step run at a time.
+    def holding(self, key: str, wait: float) -> Iterator[bool]:
+        """Hold the Redis lock ``key`` (waiting up to ``wait`` seconds for it); yields whether
+        it was acquired. While held it is renewed every third of its timeout, however long
+        the work takes, so a holder that died (its host gone) frees it within the timeout.
 
         The lock's token is the task id, so a task delivered again after its process died
         holding the lock takes it over at once instead of waiting for it to expire.
         """
         # Not thread-local: the renewing thread must see the token this one took.
-        lock = self.redis.lock(TRAIN_LOCK, timeout=TRAIN_LOCK_TIMEOUT,
-                               blocking_timeout=TRAIN_LOCK_WAIT, thread_local=False)
+        lock = self.redis.lock(key, timeout=LOCK_TIMEOUT, blocking_timeout=wait,
+                               thread_local=False)
         token = (self.request.id or uuid.uuid4().hex).encode()
         with contextlib.suppress(redis.exceptions.LockNotOwnedError):
             lock.do_release(token)  # atomic: only when the lock still holds our token
-            logger.warning("took over the train lock this task held when its process died")
-        if not lock.acquire(token=token):
-            raise TrainLockBusy(f"the train lock was busy for {TRAIN_LOCK_WAIT} s")
+            logger.warning("took over the lock {} this task held when its process died", key)
+        if not lock.acquire(token=token, blocking=wait > 0):
+            yield False
+            return
         done = threading.Event()
         renewer = threading.Thread(target=_renew, args=(lock, done), daemon=True,
-                                   name="train-lock-renewer")
+                                   name=f"{key}-renewer")
         renewer.start()
         try:
-            yield
+            yield True
         finally:
             done.set()
             renewer.join()
@@ -103,7 +115,15 @@ class PipelineTask(Task):
                 lock.release()
             except redis.exceptions.LockError:
                 # It expired mid-step and may be another's now; publication stayed safe.
-                logger.warning("the train lock expired before release ({} s)", TRAIN_LOCK_TIMEOUT)
+                logger.warning("the lock {} expired before release ({} s)", key, LOCK_TIMEOUT)
+
+    @contextlib.contextmanager
+    def train_lock(self):
+        """Hold the lock that lets one train or forget step run at a time."""
+        with self.holding(TRAIN_LOCK, TRAIN_LOCK_WAIT) as held:
+            if not held:
+                raise TrainLockBusy(f"the train lock was busy for {TRAIN_LOCK_WAIT} s")
+            yield
 
     def batch_of(self, args: tuple, kwargs: dict) -> str | None:
         """The batch a call works on: its ``batch_id`` argument (generate names its batch
@@ -208,10 +228,10 @@ class PipelineTask(Task):
 
 def _renew(lock, done: threading.Event) -> None:
     """Push the lock's expiry back every third of its timeout until ``done``."""
-    while not done.wait(TRAIN_LOCK_TIMEOUT / 3):
+    while not done.wait(LOCK_TIMEOUT / 3):
         try:
-            lock.extend(TRAIN_LOCK_TIMEOUT, replace_ttl=True)
+            lock.extend(LOCK_TIMEOUT, replace_ttl=True)
         except redis.exceptions.RedisError as error:
             # Lost (expired, or Redis away): the step goes on; publication stays safe.
-            logger.warning("could not renew the train lock: {}", error)
+            logger.warning("could not renew a lock: {}", error)
             return

@@ -1,4 +1,5 @@
-"""The pipeline's tasks: generate → normalize → train, evaluate and forget on demand."""
+"""The pipeline's tasks: generate (or the inbox) → normalize → train, evaluate and forget on
+demand."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from celery.exceptions import SoftTimeLimitExceeded
 from loguru import logger
 
 from app.data import generator
+from app.data import inbox as inbox_files
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
-from app.models.evaluation import MAX_N
 from app.data.ledger import stalled
+from app.models.evaluation import DEFAULT_N, MAX_N
 from app.lifecycle.challenge import contest, due as challenge_due
 from app.lifecycle.learning import Learner
 from app.observe.metrics import Tally, count_normalized, count_trained
 from app.observe.report import evaluate_and_report
-from app.tasks.base import PENDING, PipelineTask
+from app.tasks.base import INBOX_LOCK, PENDING, PipelineTask
 
 MAX_BATCH_SIZE = 1_000_000
 # A batch whose status has not moved for this long lost its chain (a Redis that lost its data,
@@ -45,6 +47,10 @@ def text(name: str, value) -> str:
 @shared_task(bind=True, base=PipelineTask, name="pipeline.generate")
 def generate(self, batch_size: int | None = None) -> str:
     """Write a batch of new records to the lake, then send it on to normalize and train."""
+    dataset = self.home.dataset
+    if not dataset.generated:
+        raise ValueError(f"the generator makes the built-in dataset's records, not those of "
+                         f"{dataset.name} ({dataset.source}): send them to /ingest or the inbox")
     size = whole_number("batch_size", self.settings.batch_size if batch_size is None
                         else batch_size, 1, MAX_BATCH_SIZE)
     # The task id names the batch: a redelivered message finds its batch already written.
@@ -63,7 +69,7 @@ def normalize(self, batch_id: str) -> str:
     """Check a raw batch; clean rows go to ``normalized``, rejected ones to ``quarantine``."""
     check_batch_id(batch_id)
     with logger.contextualize(batch_id=batch_id):
-        batch = normalize_batch(self.home.lake, self.home.ledger, batch_id)
+        batch = normalize_batch(self.home.lake, self.home.ledger, batch_id, self.home.dataset)
         count_normalized(Tally(self.redis, self.home.url), batch)
         if batch["status"] == "normalized":
             self.redis.sadd(PENDING, batch_id)
@@ -140,6 +146,24 @@ def recover(self, stalled_after: float = STALLED_AFTER) -> list[str]:
     return resent
 
 
+@shared_task(bind=True, base=PipelineTask, name="pipeline.inbox")
+def inbox(self) -> list[str]:
+    """Ingest the files waiting in ``INBOX``, each once, in batches of ``BATCH_SIZE``; return
+    the ids of the batches sent on to normalize and train."""
+    with self.holding(INBOX_LOCK, wait=0) as held:
+        if not held:
+            return []  # another look at the inbox is under way: it takes what is there
+        sent = []
+
+        def send(batch_id: str) -> None:
+            chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
+            sent.append(batch_id)
+
+        inbox_files.take_all(self.inbox_storage, self.home.lake, self.home.ledger,
+                             self.home.dataset, self.settings.batch_size, send)
+    return sent
+
+
 @shared_task(bind=True, base=PipelineTask, name="pipeline.sweep")
 def sweep(self) -> int:
     """Remove what killed steps left (artifacts no version names, old temporaries); how many."""
@@ -169,10 +193,11 @@ def forget(self, batch_id: str, reason: str, by: str = "operator") -> dict:
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.evaluate")
-def evaluate(self, version: int | None = None, n: int = 5000,
+def evaluate(self, version: int | None = None, n: int = DEFAULT_N,
              baseline_version: int | None = None) -> dict:
-    """Score a model version (the served one by default) on ``n`` fresh records, with an HTML
-    report; ``baseline_version``: score that one on the same records, side by side."""
+    """Score a model version (the served one by default) on ``n`` records it never learnt
+    (fresh ones from the generator, else held-out rows of recent batches), with an HTML report;
+    ``baseline_version``: score that one on the same records, side by side."""
     if version is not None:
         whole_number("version", version, 1, 2**31)
     if baseline_version is not None:

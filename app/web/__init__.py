@@ -6,7 +6,8 @@ Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /healt
 (batches.py), ``GET /status`` (status.py), ``GET``/``PUT /serving``, ``POST /serving/rollback`` and ``GET /audit``
 (control.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
 ``GET /metrics`` (metrics.py, which also counts every request), ``GET /`` (page.py, the model
-page), ``GET /reports/<id>`` (reports.py). The model is held by serving.py and loaded on the
+page), ``GET /reports/<id>`` (reports.py), ``GET /dataset`` (dataset.py: the declaration in
+force). The model is held by serving.py and loaded on the
 first request, never at import.
 """
 
@@ -18,8 +19,8 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import (batches, control, errors, health, metrics, models, openapi, page, predict,
-                     reports, schemas, serving, status, tasks)
+from app.web import (batches, control, dataset, errors, health, metrics, models, openapi, page,
+                     predict, reports, schemas, serving, status, tasks)
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -35,6 +36,8 @@ DEFAULTS = {
     "MODEL_NOTICES": True,
     # None: from the REDIS_URL environment variable, through app.settings.
     "REDIS_URL": None,
+    # None: the declaration DATASET names (app.settings); else a Dataset (app.dataset).
+    "DATASET": None,
     "MODELS_LIMIT": 100,
     "MODELS_MAX_LIMIT": schemas.MODELS_MAX_LIMIT,
     # None: from the API_TOKEN environment variable (see access.py).
@@ -67,6 +70,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["FLOWER_PORT"] = environment.flower_port
     if app.config["API_TOKEN"] is None:
         app.config["API_TOKEN"] = environment.api_token
+    if app.config["DATASET"] is None:
+        app.config["DATASET"] = environment.dataset()
+    app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"])
     if app.config["CONFIGURE_LOGGING"]:
         logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
     app.json.sort_keys = False
@@ -79,6 +85,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     serving.init_app(app)
     metrics.init_app(app)
     for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, batches.bp,
-                      status.bp, openapi.bp, page.bp, reports.bp):
+                      status.bp, openapi.bp, page.bp, reports.bp, dataset.bp):
         app.register_blueprint(blueprint)
     return app

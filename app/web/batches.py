@@ -49,7 +49,7 @@ def _send(*steps: tuple[str, dict]):
 
 
 @bp.post("/ingest")
-@documented(body=schemas.IngestBody, responses={202: "the batch is kept and on its way to training"})
+@documented(body="IngestBody", responses={202: "the batch is kept and on its way to training"})
 @operator_route
 def ingest():
     """202 ``{"batch_id", "task_id"}``: the records are a batch in the lake and the ledger, and

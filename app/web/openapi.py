@@ -47,8 +47,10 @@ bp = Blueprint("openapi", __name__)
 def documented(*, body: Any = None, query: Any = None, responses: dict[int, str] | None = None,
                summary: str | None = None):
     """Mark a view as described: ``body`` and ``query`` are the types its input is checked
-    against (a pydantic model, a TypedDict, a union of them), ``responses`` its successful
-    answers by status. The summary defaults to the first line of the view's docstring."""
+    against (a pydantic model, a TypedDict, a union of them; or the name of one the dataset
+    in force makes, an attribute of :class:`~app.web.schemas.DatasetRequests`), ``responses``
+    its successful answers by status. The summary defaults to the first line of the view's
+    docstring."""
 
     def mark(view):
         view.openapi = {"body": body, "query": query, "responses": responses or {200: "OK"},
@@ -59,12 +61,16 @@ def documented(*, body: Any = None, query: Any = None, responses: dict[int, str]
 
 
 class _Schemas:
-    """Components shared by every operation: each type's schema is generated once."""
+    """Components shared by every operation: each type's schema is generated once.
+    ``requests``: the dataset's request types, which a mark may name."""
 
-    def __init__(self):
+    def __init__(self, requests):
         self.components: dict[str, dict] = {"Error": _ERROR}
+        self.requests = requests
 
     def of(self, kind: Any) -> dict:
+        if isinstance(kind, str):
+            kind = getattr(self.requests, kind)
         schema = TypeAdapter(kind).json_schema(ref_template=_REF)
         self.components.update(schema.pop("$defs", {}))
         return schema
@@ -116,7 +122,7 @@ def _operation(view, mark: dict, schemas: _Schemas, path_parameters: list[dict])
 
 def build(app: Flask) -> dict:
     """The OpenAPI document of ``app``; ``LookupError`` names any route left undocumented."""
-    schemas = _Schemas()
+    schemas = _Schemas(app.extensions["requests"])
     paths: dict[str, dict] = {}
     undocumented = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
@@ -133,11 +139,12 @@ def build(app: Flask) -> dict:
                                                                     parameters)
     if undocumented:
         raise LookupError(f"routes without @documented: {', '.join(undocumented)}")
+    dataset = app.extensions["requests"].dataset
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "Stream pipeline", "version": "1",
-                 "description": "Salary predictions from a model that keeps learning; "
-                                "every error is JSON {\"error\": \"...\"}."},
+        "info": {"title": f"Stream pipeline: {dataset.name}", "version": "1",
+                 "description": f"Predictions of {dataset.target} from a model that keeps "
+                                "learning; every error is JSON {\"error\": \"...\"}."},
         "paths": paths,
         "components": {
             "schemas": schemas.components,

@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, render_template, request
 from markupsafe import Markup
 
 from app.data.ledger import Ledger
+from app.dataset import Dataset, figure, number_text
 from app.observe.curve import Point, learning_curve
 from app.web.openapi import documented
 from app.web.serving import get_home, get_model_holder
@@ -42,7 +43,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def curve_svg(points: list[Point], served: int | None) -> Markup:
+def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Markup:
     """Prequential MAE by version: drift as red dashed lines, refused versions as amber
     crosses, the served version ringed in green. Every value shown is a number or escaped."""
     scored = [p for p in points if p.mae is not None]
@@ -60,12 +61,13 @@ def curve_svg(points: list[Point], served: int | None) -> Markup:
     def y(value: float) -> float:
         return HEIGHT - BOTTOM - value / top * (HEIGHT - TOP - BOTTOM)
 
+    unit = escape(f" ({dataset.unit})") if dataset.unit else ""
     parts = [f'<svg id="learning-curve" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              'aria-label="Learning curve: prequential MAE by model version">']
     for value in y_ticks:
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" '
                      f'y2="{y(value):.1f}"/><text class="tick" x="{LEFT - 8}" y="{y(value) + 4:.1f}" '
-                     f'text-anchor="end">{value:,.0f}</text>')
+                     f'text-anchor="end">{number_text(round(value, 6))}</text>')
     for value in _ticks(first, last, 8):
         if float(value).is_integer():
             parts.append(f'<text class="tick" x="{x(value):.1f}" y="{HEIGHT - BOTTOM + 18}" '
@@ -73,7 +75,7 @@ def curve_svg(points: list[Point], served: int | None) -> Markup:
     parts.append(f'<text class="axis" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 4}" '
                  'text-anchor="middle">model version</text>')
     parts.append(f'<text class="axis" transform="translate(14 {(TOP + HEIGHT - BOTTOM) / 2}) '
-                 'rotate(-90)" text-anchor="middle">MAE on the next batch (R$)</text>')
+                 f'rotate(-90)" text-anchor="middle">MAE on the next batch{unit}</text>')
     for point in points:
         if point.drift:
             parts.append(f'<line class="drift" x1="{x(point.version):.1f}" '
@@ -82,7 +84,7 @@ def curve_svg(points: list[Point], served: int | None) -> Markup:
     line = " ".join(f"{x(p.version):.1f},{y(p.mae):.1f}" for p in scored)
     parts.append(f'<polyline class="mae" points="{line}"/>')
     for p in scored:
-        tip = (f"version {p.version}: prequential MAE R$ {p.mae:,.0f}, R² {p.r2:.3f}"
+        tip = (f"version {p.version}: prequential MAE {dataset.amount(p.mae)}, R² {_r2(p.r2)}"
                + (", drift" if p.drift else "") + (", promotion refused" if p.refused else ""))
         px, py = x(p.version), y(p.mae)
         if p.refused:
@@ -105,6 +107,10 @@ def curve_svg(points: list[Point], served: int | None) -> Markup:
                      f'height="14" rx="3"/><text x="{lx + 20}" y="19">{label}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _r2(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def why_served(state, served: int | None, newest: int | None, registry) -> tuple[str, str]:
@@ -164,7 +170,8 @@ def page():
     kind, why = why_served(state, served, newest, registry)
     points = learning_curve(registry, known=current_app.extensions.setdefault("curve_points", {}))
     return render_template(
-        "page.html", served=served, served_metadata=serving.metadata if serving else None,
-        newest=newest, kind=kind, why=why, mode=state.mode, chart=curve_svg(points, served),
+        "page.html", dataset=home.dataset, served=served,
+        served_metadata=serving.metadata if serving else None, newest=newest, kind=kind,
+        why=why, mode=state.mode, chart=curve_svg(points, served, home.dataset),
         versions=points[::-1][:VERSIONS_SHOWN], batches=_recent_batches(home.ledger),
-        reports=_reports(home), flower_url=_flower_url(), when=_when)
+        reports=_reports(home), flower_url=_flower_url(), when=_when, figure=figure, r2=_r2)

@@ -1,4 +1,4 @@
-"""``POST /predict``: salaries for one record or a batch, from the newest verified model."""
+"""``POST /predict``: predictions for one record or a batch, from the served model."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ bp = Blueprint("predict", __name__)
 
 
 @bp.post("/predict")
-@documented(body=schemas.PredictBody,
+@documented(body="PredictBody",
             responses={200: "the predictions, and the version that made them"})
 def predict():
     """``{"model_version": V, "predictions": [...]}``, one prediction per record, in order.
@@ -28,7 +28,8 @@ def predict():
     # what this view adds to a one-record request: the app is looked up once.
     app = current_app._get_current_object()
     try:
-        records = schemas.predict_records(read_body(app), app.config["MAX_RECORDS"])
+        records = app.extensions["requests"].predict_records(read_body(app),
+                                                             app.config["MAX_RECORDS"])
     except schemas.InvalidInput as invalid:
         raise InvalidRequest(invalid) from None
     # One snapshot for the whole request: the version named is the one that answered.

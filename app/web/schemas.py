@@ -6,17 +6,18 @@ Rules:
   pydantic-core, which refuses nesting deeper than a fixed limit instead of overflowing the
   stack. ``NaN`` and ``Infinity`` are parsed, then refused by the field they sit in, so the
   error names that field.
-- A record is exactly ``idade``, ``cidade`` and ``cargo``: a missing field or any other field is
-  an error.
-- ``idade`` is a whole number from 18 to 70, as in the generated records. ``35.0`` is accepted as
-  35, as the normaliser accepts it in batches (a float column exported from pandas writes ages
-  that way); ``35.5``, ``"35"``, ``true``, ``NaN`` and ``Infinity`` are not.
-- ``cidade`` and ``cargo`` are text of 1 to 100 characters once leading and trailing spaces
-  are stripped. Any spelling is accepted: the model tidies it, and a city or job title it has
-  not seen still gets an answer.
+- A record to predict is exactly the declared features (:mod:`app.dataset`, and
+  :class:`DatasetRequests`, built from it): a missing field or any other field is an error.
+- A ``number`` feature is a finite number within its declared ``min`` and ``max``; declared
+  ``whole``, a whole one (``35.0`` is accepted as 35, as the normaliser accepts it in batches: a
+  float column exported from pandas writes them that way; ``35.5`` is not). Text such as
+  ``"35"``, ``true``, ``NaN`` and ``Infinity`` are never numbers.
+- A ``category`` feature is text of 1 to 100 characters once leading and trailing spaces
+  are stripped. Any spelling is accepted: the model tidies it, and a value it has not seen
+  still gets an answer.
 - ``{"records": [...]}`` holds 1 to ``max_records`` records.
 
-Errors name the field as a path: ``records[3].idade``, or ``idade`` for a single record.
+Errors name the field as a path: ``records[3].age``, or ``age`` for a single record.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ import pydantic_core
 from pydantic import (BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
                       ValidationError, WithJsonSchema)
 from pydantic_core import PydanticCustomError
-from typing_extensions import Required, TypedDict  # pydantic needs it rather than typing's on Python < 3.12
+from typing_extensions import NotRequired, Required, TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
-from app.data.generator import AGE_MAX, AGE_MIN
-from app.data.schema import MAX_TEXT, SALARIO_MAX
+from app.dataset import MAX_TEXT, TIMESTAMP, Dataset, Number, number_text
 from app.lifecycle.audit import ACTIONS
 from app.models.evaluation import MAX_N
 
@@ -87,9 +87,9 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _whole_number(low: int, high: int):
+def _whole_number(low: float, high: float):
     """A check: an int (or a float with nothing after the point) in [low, high]."""
-    bounds = {"low": f"{low:,}", "high": f"{high:,}"}
+    bounds = {"low": number_text(low), "high": number_text(high)}
 
     def check(value: Any) -> int:
         number = value
@@ -102,6 +102,22 @@ def _whole_number(low: int, high: int):
             raise PydanticCustomError("out_of_range", "must be between {low} and {high}, got {got}",
                                       {**bounds, "got": _kind(value)})
         return number
+
+    return check
+
+
+def _number_within(low: float, high: float):
+    """A check: a finite int or float (not a boolean) in [low, high], as a float."""
+    bounds = {"low": number_text(low), "high": number_text(high)}
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise PydanticCustomError("number", "must be a finite number, got {got}",
+                                      {"got": _kind(value)})
+        if not low <= value <= high:
+            raise PydanticCustomError("out_of_range", "must be between {low} and {high}, got {got}",
+                                      {**bounds, "got": _kind(value)})
+        return float(value)
 
     return check
 
@@ -129,20 +145,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
                                  "pattern": r"\S"})]
 
 
-class Record(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
-
-    idade: Annotated[int, whole_number(AGE_MIN, AGE_MAX)]
-    cidade: Text
-    cargo: Text
-
-
-class Batch(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
-
-    records: Annotated[list[Record], Field(min_length=1)]
-
-
 class EvaluateParams(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
 
@@ -156,10 +158,6 @@ class ModelsQuery(TypedDict, total=False):
     """``GET /models?limit=N`` (checked by app.web.models against the app's own maximum)."""
 
     limit: Annotated[int, Field(ge=1, le=MODELS_MAX_LIMIT)]
-
-
-# What POST /predict takes: one record, or a batch of them.
-PredictBody = Record | Batch
 
 
 def _version_or_latest(value: Any) -> int | str:
@@ -197,25 +195,6 @@ class RollbackParams(TypedDict, total=False):
     reason: Required[Reason]
 
 
-class LabelledRecord(TypedDict, total=False):
-    """A record to learn from. Described here; checked by the row schema (app.data.schema)
-    when its batch is normalized, so a record that breaks a rule is quarantined with the
-    reason, not refused. Other fields are reported on the batch and not kept."""
-
-    idade: Required[Annotated[int, Field(ge=AGE_MIN, le=AGE_MAX)]]
-    salario: Required[Annotated[float, Field(gt=0, le=SALARIO_MAX)]]
-    cidade: Required[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]]
-    cargo: Required[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]]
-    nome: Annotated[str, Field(max_length=MAX_TEXT)]
-    timestamp: Annotated[str, Field(description="ISO 8601; the batch's arrival time if absent")]
-
-
-class IngestBody(TypedDict):
-    """``POST /ingest``: more records than ``MAX_RECORDS`` is a 413."""
-
-    records: Annotated[list[LabelledRecord], Field(min_length=1, max_length=MAX_INGEST)]
-
-
 class BatchesQuery(TypedDict, total=False):
     """``GET /batches?limit=N&before=SEQ``: ``before`` pages on from a batch's ``seq``."""
 
@@ -235,8 +214,6 @@ class AuditQuery(TypedDict, total=False):
     action: Literal[ACTIONS]
 
 
-_RECORD = TypeAdapter(Record)
-_BATCH = TypeAdapter(Batch)
 _EVALUATE = TypeAdapter(EvaluateParams)
 _SERVING = TypeAdapter(ServingChange)
 _ROLLBACK = TypeAdapter(RollbackParams)
@@ -266,31 +243,32 @@ def field_path(location: tuple) -> str:
     return path or "body"
 
 
-def _known_fields(location: tuple, scope: str) -> str:
+def _known_fields(location: tuple, scope: str, features: tuple[str, ...]) -> str:
     """What may stand where an unknown field was found."""
     if scope in _FIELDS:
         return _FIELDS[scope]
     if scope == "batch" and len(location) == 1:
         return 'a batch is {"records": [...]} and nothing else'
-    return "a record has only idade, cidade and cargo"
+    return f"a record has only {', '.join(features)}"
 
 
-def _describe(error: dict, scope: str) -> dict:
+def _describe(error: dict, scope: str, features: tuple[str, ...]) -> dict:
     template = _MESSAGES.get(error["type"])
     if template is None:
         message = error["msg"]
     else:
         message = template.format(got=_kind(error.get("input")), **(error.get("ctx") or {}))
     if error["type"] == "extra_forbidden":
-        message += f" ({_known_fields(error['loc'], scope)})"
+        message += f" ({_known_fields(error['loc'], scope, features)})"
     elif error["type"] == "missing" and error["loc"] == ("reason",):
         message += ": say why, for the audit trail"
     return {"field": field_path(error["loc"]), "message": message}
 
 
-def _invalid(error: ValidationError, scope: str) -> InvalidInput:
-    """``scope``: "record", "batch", or a body of :data:`_FIELDS`: the shape being checked."""
-    described = [_describe(item, scope)
+def _invalid(error: ValidationError, scope: str, features: tuple[str, ...] = ()) -> InvalidInput:
+    """``scope``: "record", "batch", or a body of :data:`_FIELDS`: the shape being checked;
+    ``features``: what a record holds."""
+    described = [_describe(item, scope, features)
                  for item in error.errors(include_url=False, include_input=True)]
     first = described[0]
     message = f"{first['field']}: {first['message']}"
@@ -313,27 +291,87 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInput(f"the body is not valid JSON: {reason}") from None
 
 
-def _validate(adapter: TypeAdapter, data: Any, scope: str) -> Any:
+def _validate(adapter: TypeAdapter, data: Any, scope: str, features: tuple[str, ...] = ()) -> Any:
     try:
         return adapter.validate_python(data)
     except ValidationError as error:
-        raise _invalid(error, scope) from None
+        raise _invalid(error, scope, features) from None
 
 
-def predict_records(body: bytes, max_records: int) -> list[dict]:
-    """The records of a ``/predict`` body: one record, or ``{"records": [...]}``."""
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise InvalidInput('the body must be a JSON object: one record or {"records": [...]}, '
-                           f"got {_kind(data)}")
-    if "records" not in data:
-        return [_validate(_RECORD, data, "record")]
-    records = data["records"]
-    # Checked before validating, so an oversized batch costs no per-record work.
-    if isinstance(records, list) and len(records) > max_records:
-        message = f"at most {max_records:,} records are accepted per request, got {len(records):,}"
-        raise InvalidInput(f"records: {message}", [{"field": "records", "message": message}])
-    return _validate(_BATCH, data, "batch")["records"]
+def _typed_dict(name: str, fields: dict, doc: str, config: ConfigDict | None = None) -> type:
+    kind = TypedDict(name, fields)
+    kind.__doc__ = doc
+    if config is not None:
+        kind.__pydantic_config__ = config
+    return kind
+
+
+class DatasetRequests:
+    """The bodies of ``/predict`` and ``/ingest`` for one dataset, as pydantic types.
+
+    Built once per app from the declaration in force: ``PredictBody`` (one record of exactly the
+    features, or ``{"records": [...]}`` of them), which requests are checked against, and
+    ``IngestBody`` (labelled records), which describes ``/ingest`` in the OpenAPI document (its
+    rows are checked by the row schema when their batch is normalized, so a bad row is
+    quarantined with its reason, not refused).
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.features = dataset.feature_names
+        strict = ConfigDict(extra="forbid", strict=True)
+        self.Record = _typed_dict("Record", {f.name: self._checked(f) for f in dataset.features},
+                                  "One record: exactly the declared features.", strict)
+        self.Batch = _typed_dict("Batch", {"records": Annotated[list[self.Record],
+                                                                Field(min_length=1)]},
+                                 "Records to predict, 1 to MAX_RECORDS.", strict)
+        self.PredictBody = self.Record | self.Batch
+        described = {f.name: Required[self._described(f)] for f in dataset.features}
+        described[dataset.target] = Required[Annotated[float, Field(
+            **({"ge": dataset.target_min} if dataset.target_min is not None else {}),
+            **({"le": dataset.target_max} if dataset.target_max is not None else {}))]]
+        described.update({name: NotRequired[Annotated[str, Field(max_length=MAX_TEXT)]]
+                          for name in dataset.keep})
+        described[TIMESTAMP] = NotRequired[Annotated[str, Field(
+            description="ISO 8601; the batch's arrival time if absent")]]
+        self.LabelledRecord = _typed_dict(
+            "LabelledRecord", described,
+            "A record to learn from: the features and the target. Checked by the row schema "
+            "when its batch is normalized; other fields are reported on the batch, not kept.")
+        self.IngestBody = _typed_dict("IngestBody", {"records": Annotated[
+            list[self.LabelledRecord], Field(min_length=1, max_length=MAX_INGEST)]},
+            "POST /ingest: more records than MAX_RECORDS is a 413.")
+        self._record, self._batch = TypeAdapter(self.Record), TypeAdapter(self.Batch)
+
+    @staticmethod
+    def _checked(feature) -> Any:
+        if not isinstance(feature, Number):
+            return Text
+        check = (_whole_number if feature.whole else _number_within)(feature.min, feature.max)
+        return Annotated[int if feature.whole else float, BeforeValidator(
+            check, json_schema_input_type=DatasetRequests._described(feature))]
+
+    @staticmethod
+    def _described(feature) -> Any:
+        if not isinstance(feature, Number):
+            return Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+        return Annotated[int if feature.whole else float, Field(ge=feature.min, le=feature.max)]
+
+    def predict_records(self, body: bytes, max_records: int) -> list[dict]:
+        """The records of a ``/predict`` body: one record, or ``{"records": [...]}``."""
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise InvalidInput('the body must be a JSON object: one record or {"records": [...]}, '
+                               f"got {_kind(data)}")
+        if "records" not in data:
+            return [_validate(self._record, data, "record", self.features)]
+        records = data["records"]
+        # Checked before validating, so an oversized batch costs no per-record work.
+        if isinstance(records, list) and len(records) > max_records:
+            message = (f"at most {max_records:,} records are accepted per request, "
+                       f"got {len(records):,}")
+            raise InvalidInput(f"records: {message}", [{"field": "records", "message": message}])
+        return _validate(self._batch, data, "batch", self.features)["records"]
 
 
 def evaluate_params(body: bytes) -> dict:

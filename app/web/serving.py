@@ -31,13 +31,12 @@ from flask import Flask, current_app
 from loguru import logger
 from werkzeug.exceptions import ServiceUnavailable
 
+from app.dataset import Dataset
 from app.lifecycle.home import Home
 from app.lifecycle.serving import ServingState, gate_passed
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound
 from app.notices import Listener, Notifier
 
-# A record every model must answer with a finite number before it is served.
-PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 # When the newest promoted version is refused, older ones are tried down to this many.
 MAX_FALLBACK_TRIES = 5
 _UNSEEN = object()
@@ -67,12 +66,19 @@ class Serving:
         return self.loaded.metadata
 
 
-def verify(loaded: LoadedModel) -> None:
-    """Raise :class:`RefusedModel` unless ``loaded`` can answer the fast path sensibly."""
-    predict = getattr(loaded.model, "predict_records", None)
-    if not callable(predict):
-        raise RefusedModel(f"a {type(loaded.model).__name__} has no predict_records")
-    answer = predict([PROBE])
+def verify(loaded: LoadedModel, dataset: Dataset) -> None:
+    """Raise :class:`RefusedModel` unless ``loaded`` predicts ``dataset``'s target from its
+    features and answers the fast path sensibly (a finite number for its probe record)."""
+    model = loaded.model
+    predict, probe = getattr(model, "predict_records", None), getattr(model, "probe", None)
+    if not callable(predict) or not callable(probe):
+        raise RefusedModel(f"a {type(model).__name__} has no predict_records or probe")
+    design = model.design_
+    if (design.target, set(design.features)) != (dataset.target, set(dataset.feature_names)):
+        raise RefusedModel(f"it predicts {design.target} from {', '.join(design.features)}; "
+                           f"the dataset in force ({dataset.name}) is {dataset.target} from "
+                           f"{', '.join(dataset.feature_names)}")
+    answer = predict([probe()])
     if len(answer) != 1 or not math.isfinite(answer[0]):
         raise RefusedModel(f"its answer to a probe record is {answer!r}")
 
@@ -214,7 +220,7 @@ class ModelHolder:
         """``version`` loaded and verified, or None after logging why it is refused."""
         try:
             loaded = self.registry.load(version, metadata)
-            verify(loaded)
+            verify(loaded, self.home.dataset)
         except Exception as error:  # noqa: BLE001 - whatever is wrong, it is not served
             reason = f"{type(error).__name__}: {error}"
             self.refused[version] = reason
@@ -245,7 +251,7 @@ class ModelHolder:
 def init_app(app: Flask) -> None:
     """Give ``app`` a holder for the registry under ``PIPELINE_HOME``; nothing is loaded yet."""
     redis_url = app.config["REDIS_URL"]
-    home = Home(app.config["PIPELINE_HOME"])
+    home = Home(app.config["PIPELINE_HOME"], dataset=app.config["DATASET"])
     if app.config["MODEL_NOTICES"]:
         home.notify = Notifier(redis_url, home.url)
     app.extensions["home"] = home

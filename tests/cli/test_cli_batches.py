@@ -86,7 +86,7 @@ def test_ingest_reads_json_lines_parquet_and_csv_on_stdin(web_url, tmp_path, kin
 @pytest.mark.parametrize("name, content, error", [
     ("people.xlsx", "idade\n1\n", "unknown extension '.xlsx'"),
     ("people.csv", "", "cannot read it as csv"),
-    ("people.csv", "nome,cidade\nAna,Recife\n", "the header has no idade, salario, cargo"),
+    ("people.csv", "nome,cidade\nAna,Recife\n", "the header has no idade, cargo, salario"),
     ("people.jsonl", "[1, 2]\n", "line 1 is not a JSON object"),
     ("people.parquet", "not parquet", "cannot read it as parquet"),
 ])
@@ -99,14 +99,15 @@ def test_a_file_that_cannot_be_read_is_one_line_and_status_2(tmp_path, name, con
 
 
 def test_ingest_failing_midway_keeps_the_batches_before_whole(web_url, tmp_path, session_home):
-    path = tmp_path / "broken.csv"
-    sample_csv(path, 120)
-    with open(path, "a") as handle:  # a row with too many fields, in the third batch
-        handle.write('Ana,30,1000.0,Recife,Vendedor,2025-01-01T00:00:00Z,x,"extra",9\n')
+    path = tmp_path / "broken.jsonl"
+    sample_csv(tmp_path / "sample.csv", 120)
+    lines = pd.read_csv(tmp_path / "sample.csv").to_json(orient="records", lines=True).splitlines()
+    lines.insert(110, '{"idade": 30, "cidade": ')  # a line that is not JSON, in the third batch
+    path.write_text("\n".join(lines) + "\n")
     before = session_home.ledger.count()
     result = cli(web_url, "ingest", str(path), "--batch-size", "50")
     assert result.returncode == 1
-    assert "could not be read" in result.stderr
+    assert "line 111 is not JSON" in result.stderr
     assert "the 2 batch(es) before it (100 records" in result.stderr
     sent = [line.split()[1].rstrip(":") for line in result.stdout.splitlines()
             if line.startswith("batch ")]
@@ -115,6 +116,22 @@ def test_ingest_failing_midway_keeps_the_batches_before_whole(web_url, tmp_path,
     for batch_id in sent:
         batch = session_home.ledger.get(batch_id)
         assert batch["rows"] == 50 and len(session_home.lake.read_records("raw", batch_id)) == 50
+
+
+def test_a_malformed_csv_line_is_reported_and_the_rest_ingested(web_url, tmp_path):
+    """A line without the header's number of fields cannot be a record: it is skipped and
+    shown, and every other record is sent."""
+    path = tmp_path / "broken.csv"
+    sample_csv(path, 120)
+    with open(path, "a") as handle:
+        handle.write('Ana,30,1000.0,Recife,Vendedor,2025-01-01T00:00:00Z,x,"extra",9\n')
+    result = cli(web_url, "ingest", str(path), "--batch-size", "50")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("batch ")]
+    assert len(lines) == 3 and "20 rows, 20 clean, 0 quarantined" in lines[2]
+    assert "120 records sent" in result.stdout
+    assert ("1 malformed line(s) skipped, not sent: 9 fields where the header has 7: "
+            "Ana,30,1000.0") in result.stderr
 
 
 def test_forget_through_the_cli(web_url, tmp_path, session_home):

@@ -28,7 +28,7 @@ def test_ingested_records_keep_their_json_types_until_checked(home):
     sent[5]["geracao_id"] = "elsewhere"  # replaced by this batch's id
     batch = receive_records(home.lake, home.ledger, "in1", sent)
     assert (batch["source"], batch["rows"], batch["status"]) == ("ingest", 6, "received")
-    batch = normalize_batch(home.lake, home.ledger, "in1")
+    batch = normalize_batch(home.lake, home.ledger, "in1", home.dataset)
     assert (batch["status"], batch["clean"], batch["quarantined"]) == ("normalized", 3, 3)
     assert batch["reasons"] == {"idade is not a number": 1, "missing salario": 1,
                                 "cargo is not text": 1}
@@ -43,10 +43,10 @@ def test_ingested_records_keep_their_json_types_until_checked(home):
 def test_a_batch_with_no_clean_row_is_empty_and_says_why(home):
     sent = [{"idade": 12, "salario": -1, "cidade": "Recife", "cargo": "Vendedor"}] * 3
     receive_records(home.lake, home.ledger, "bad", sent)
-    batch = normalize_batch(home.lake, home.ledger, "bad")
+    batch = normalize_batch(home.lake, home.ledger, "bad", home.dataset)
     assert batch["status"] == "empty" and batch["clean"] == 0 and batch["quarantined"] == 3
     assert batch["failure"] == ("no row passed the checks: idade out of range 18-70 (3); "
-                                "salario out of range (0, 1,000,000] (3)")
+                                "salario out of range 0.01-1,000,000 (3)")
 
 
 class FailingAt:
@@ -90,12 +90,12 @@ def test_totals_count_settled_and_arriving_batches_once(home):
     sent[0]["idade"] = 99
     receive_records(home.lake, ledger, "t1", sent)
     assert ledger.totals()["rows"] == 10 and ledger.totals()["quarantined"] == 0
-    normalize_batch(home.lake, ledger, "t1")
+    normalize_batch(home.lake, ledger, "t1", home.dataset)
     receive_records(home.lake, ledger, "t2", records(5, seed=4))
     first = ledger.totals()
     assert (first["batches"], first["rows"], first["clean"], first["quarantined"]) == (2, 15, 9, 1)
     assert first["last_batch_at"] == ledger.get("t2")["created_at"]
-    normalize_batch(home.lake, ledger, "t2")
+    normalize_batch(home.lake, ledger, "t2", home.dataset)
     again = ledger.totals()
     assert (again["batches"], again["rows"], again["clean"], again["quarantined"]) == (2, 15, 14, 1)
     assert ledger.totals() == again  # read from the checkpoint: nothing counted twice

@@ -97,10 +97,10 @@ def test_gradual_moves_a_little_every_batch_for_a_while_then_stays():
 
 @pytest.mark.parametrize("scenario", ["sudden", "gradual"])
 def test_each_change_costs_a_model_of_the_old_world_at_least_five_points_of_r2(scenario):
-    from app.models.regressor import SalaryRegressor
+    from app.models.regressor import IncrementalRidge
 
     old = generate(20_000, seed=7)
-    model = SalaryRegressor().fit(old, old["salario"])
+    model = IncrementalRidge().fit(old, old["salario"])
     now = regime(scenario, 25 + GRADUAL_BATCHES, drift_after=25)
     new = generate(20_000, seed=8, regime=now)
     truth = now.expected(new["idade"], new["cidade"], new["cargo"])

@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from app.data.generator import FIELDS, generate
+from app.data.generator import generate
+from app.dataset import builtin
 from app.data.normalize import normalize, tidy_category
 
 
@@ -16,7 +19,7 @@ def raw_batch(n=50, batch_id="b"):
 def test_clean_batch_passes_whole_with_proper_types():
     result = normalize(raw_batch(), "b")
     assert result.counts == {"clean": 50, "quarantined": 0}
-    assert list(result.clean.columns) == list(FIELDS)
+    assert list(result.clean.columns) == list(builtin().columns)
     assert result.clean["idade"].dtype == np.int64
     assert result.clean["salario"].dtype == np.float64
     assert str(result.clean["timestamp"].dtype) == "datetime64[ms, UTC]"
@@ -31,9 +34,9 @@ def test_clean_batch_passes_whole_with_proper_types():
     ("idade", "35", "idade is not a number"),
     ("idade", True, "idade is not a number"),
     ("idade", None, "missing idade"),
-    ("salario", -10.0, "salario out of range (0, 1,000,000]"),
-    ("salario", 0.0, "salario out of range (0, 1,000,000]"),
-    ("salario", 5e7, "salario out of range (0, 1,000,000]"),
+    ("salario", -10.0, "salario out of range 0.01-1,000,000"),
+    ("salario", 0.0, "salario out of range 0.01-1,000,000"),
+    ("salario", 5e7, "salario out of range 0.01-1,000,000"),
     ("salario", float("inf"), "salario is not a finite number"),
     ("salario", "mil", "salario is not a finite number"),
     ("salario", float("nan"), "missing salario"),
@@ -83,7 +86,7 @@ def test_unknown_fields_are_reported_not_kept_and_quarantine_nothing():
     result = normalize(raw, "b")
     assert result.counts == {"clean": 5, "quarantined": 0}
     assert result.unknown_fields == ["bonus", "departamento"]
-    assert list(result.clean.columns) == list(FIELDS)
+    assert list(result.clean.columns) == list(builtin().columns)
 
 
 def test_whole_floats_count_as_ages():
@@ -132,3 +135,64 @@ def test_quarantine_keeps_the_original_values_readable():
     quarantine = normalize(raw, "b").quarantine
     assert quarantine.loc[0, "idade"] == "trinta"
     assert isinstance(quarantine, pd.DataFrame) and "reason" in quarantine
+
+
+# -- any declared dataset: real wages (AER's CPS1985), as a CSV file gives them -------------
+
+def wages_text(rows: int = 6) -> pd.DataFrame:
+    """Rows of examples/cps1985.toml's dataset as read from CSV: every value text."""
+    from examples.cps1985 import cps1985
+
+    return cps1985().head(rows).astype(str)
+
+
+@pytest.fixture(scope="module")
+def wages():
+    from app.dataset import load
+
+    return load(Path(__file__).resolve().parents[2] / "examples" / "cps1985.toml")
+
+
+@pytest.mark.parametrize("column, value, reason", [
+    ("wage", "500.5", "wage out of range 0-100"),
+    ("wage", "-1", "wage out of range 0-100"),
+    ("wage", "lots", "wage is not a finite number"),
+    ("education", "twelve", "education is not a number"),
+    ("education", "12.5", "education is not a whole number"),
+    ("experience", "61", "experience out of range 0-60"),
+    ("region", "   ", "region is blank"),
+    ("gender", None, "missing gender"),
+])
+def test_each_bad_value_of_a_declared_dataset_has_its_reason_and_no_good_row_is_lost(
+        wages, column, value, reason):
+    from app.data.files import numbers_from_text
+
+    raw = wages_text()
+    raw.loc[2, column] = value
+    result = normalize(numbers_from_text(raw, wages), "w1", received_at="2025-01-01T00:00:00Z",
+                       dataset=wages)
+    assert result.counts == {"clean": 5, "quarantined": 1}
+    assert result.quarantine.loc[0, "reason"] == reason
+    assert result.quarantine.loc[0, "row"] == 2
+
+
+def test_a_batch_without_the_target_column_quarantines_every_row_with_the_reason(wages):
+    from app.data.files import numbers_from_text
+
+    raw = wages_text().drop(columns=["wage"])
+    result = normalize(numbers_from_text(raw, wages), "w1", dataset=wages)
+    assert result.counts == {"clean": 0, "quarantined": 6}
+    assert set(result.quarantine["reason"]) == {"missing column wage"}
+
+
+def test_equal_rows_without_timestamps_are_two_observations(wages):
+    """Real data repeats itself: two people of the same age, schooling and wage are both
+    learnt. Only a row repeated with its own timestamp is one event sent twice."""
+    from app.data.files import numbers_from_text
+
+    raw = wages_text(3)
+    raw.loc[1] = raw.loc[0]
+    result = normalize(numbers_from_text(raw, wages), "w1", received_at="2025-01-01T00:00:00Z",
+                       dataset=wages)
+    assert result.counts == {"clean": 3, "quarantined": 0}
+    assert list(result.clean.columns) == list(wages.columns)

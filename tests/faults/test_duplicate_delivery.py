@@ -24,7 +24,7 @@ from tests.support import wait_for
 def arrive(home, batch_id: str, n: int = 300, seed: int = 1) -> int:
     """A batch received and normalized; how many rows a version will learn from it."""
     receive_batch(home.lake, home.ledger, batch_id, generate(n, seed=seed, batch_id=batch_id))
-    normalize_batch(home.lake, home.ledger, batch_id)
+    normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
     return len(home.lake.read("normalized", batch_id))
 
 

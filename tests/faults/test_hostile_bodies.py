@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 
 from app.data.generator import generate
 from app.lifecycle.home import Home
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 
 EXAMPLES_PER_OPERATION = 30
 
@@ -36,7 +36,7 @@ def hostile_app(tmp_path_factory):
 
     home = Home(str(tmp_path_factory.mktemp("hostile-home")))
     batch = generate(500, seed=3)
-    home.registry.publish(SalaryRegressor().partial_fit(batch, batch["salario"]), 1,
+    home.registry.publish(IncrementalRidge().partial_fit(batch, batch["salario"]), 1,
                           batch_id="b1", batch_ids=["b1"], n_batch=500,
                           metrics={"prequential": None})
     app = create_app({"TESTING": True, "CONFIGURE_LOGGING": False, "PIPELINE_HOME": home.url,

@@ -24,11 +24,12 @@ import pytest
 
 from app.data.batches import normalize_batch, receive_batch
 from app.data.generator import generate
+from app.dataset import builtin
 from app.lifecycle.home import Home
 from app.lifecycle.learning import Learner
 from app.models.registry import CorruptModel
-from app.models.regressor import FORMAT as LINEAR_FORMAT, SalaryRegressor
-from app.models.stats import SufficientStats
+from app.models.regressor import FORMAT as LINEAR_FORMAT, IncrementalRidge
+from app.models.stats import Design, SufficientStats
 
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
@@ -64,7 +65,7 @@ def replace_artifact(home: Home, version: int, payload: bytes, format_: str | No
 
 def arrive(home: Home, batch_id: str, seed: int) -> None:
     receive_batch(home.lake, home.ledger, batch_id, generate(400, seed=seed, batch_id=batch_id))
-    normalize_batch(home.lake, home.ledger, batch_id)
+    normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
 
 
 def trained_home(tmp_path, batches: int = 2) -> Home:
@@ -102,9 +103,9 @@ def test_a_skops_file_whose_objects_would_run_code_is_refused(tmp_path, marker):
 def test_batch_statistics_holding_a_pickle_are_refused(marker):
     """The ledger's ``.npz`` statistics: an object array would be a pickle inside."""
     batch = generate(100, seed=1)
-    with np.load(io.BytesIO(SufficientStats.of(batch, batch["salario"]).to_npz())) as real:
+    with np.load(io.BytesIO(SufficientStats.of(Design.of(builtin()), batch).to_npz())) as real:
         arrays = dict(real)
-    arrays["cidade"] = np.array([WritesMarker(marker), "Recife"], dtype=object)
+    arrays["category:cidade"] = np.array([WritesMarker(marker), "Recife"], dtype=object)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with pytest.raises(ValueError, match="allow_pickle"):
@@ -159,7 +160,7 @@ def test_training_goes_on_after_a_tampered_version(tmp_path, marker, damage):
     import pandas as pd
 
     everything = pd.concat(rows, ignore_index=True)
-    expected = SalaryRegressor().fit(everything, everything["salario"])
+    expected = IncrementalRidge().fit(everything, everything["salario"])
     assert model.n_samples_seen_ == len(everything)
     sample = generate(200, seed=99)
     np.testing.assert_allclose(model.predict(sample), expected.predict(sample), rtol=1e-9)

@@ -26,7 +26,7 @@ import pytest
 
 from app.data.generator import generate
 from app.lifecycle.home import Home
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 from app.runner import web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -41,17 +41,17 @@ RECORDS = [{"idade": 35, "cidade": "São Paulo", "cargo": "Professor"},
            *generate(398, seed=7)[["idade", "cidade", "cargo"]].to_dict("records")]
 
 
-def models(count: int) -> list[SalaryRegressor]:
+def models(count: int) -> list[IncrementalRidge]:
     """``count`` models, each predicting differently: each learnt one more batch."""
-    model, made = SalaryRegressor(), []
+    model, made = IncrementalRidge(), []
     for seed in range(count):
         batch = generate(300, seed=seed)
         model.partial_fit(batch, batch["salario"])
-        made.append(SalaryRegressor().set_stats(model.stats_))
+        made.append(IncrementalRidge().set_stats(model.stats_))
     return made
 
 
-def publish(home: Home, model: SalaryRegressor, version: int) -> None:
+def publish(home: Home, model: IncrementalRidge, version: int) -> None:
     home.registry.publish(model, version, batch_id=f"b{version}", batch_ids=[f"b{version}"],
                           n_batch=300, metrics={"prequential": None})
 

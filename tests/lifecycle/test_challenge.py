@@ -17,7 +17,7 @@ from app.models.challenger import ChallengerRegressor, load_skops
 
 def arrive(home, learner, batch_id, frame):
     receive_batch(home.lake, home.ledger, batch_id, frame, source="ingest")
-    normalize_batch(home.lake, home.ledger, batch_id)
+    normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
     return learner.train([batch_id])
 
 

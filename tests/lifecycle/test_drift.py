@@ -12,7 +12,7 @@ from app.data.batches import generate_batch, normalize_batch
 from app.data.generator import generate, regime
 from app.lifecycle.learning import Learner
 from app.models.metrics import regression_metrics
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 
 DRIFT_AFTER = 12  # the monitor gives its first verdict after 10 observations
 SIZE = 1500
@@ -24,7 +24,7 @@ def stream(home, learner, scenario, first, last, drift_after=DRIFT_AFTER):
     for number in range(first, last + 1):
         batch_id = f"{scenario}{number:04d}"
         generate_batch(home.lake, home.ledger, batch_id, SIZE, scenario, drift_after)
-        normalize_batch(home.lake, home.ledger, batch_id)
+        normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
         learner.train([batch_id])
         ids.append(batch_id)
     return ids
@@ -32,7 +32,7 @@ def stream(home, learner, scenario, first, last, drift_after=DRIFT_AFTER):
 
 def fresh_fit(home, batch_ids):
     rows = pd.concat([home.lake.read("normalized", b) for b in batch_ids], ignore_index=True)
-    return SalaryRegressor().fit(rows, rows["salario"])
+    return IncrementalRidge().fit(rows, rows["salario"])
 
 
 def versions(home):

@@ -9,12 +9,12 @@ import pytest
 
 from app.data.generator import generate
 from app.models.registry import CorruptModel, VersionNotFound, VersionTaken
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 
 
 def trained(seed=1, n=500):
     batch = generate(n, seed=seed)
-    return SalaryRegressor().partial_fit(batch, batch["salario"])
+    return IncrementalRidge().partial_fit(batch, batch["salario"])
 
 
 def publish(registry, model, batch_id="b1"):
@@ -46,7 +46,7 @@ def test_metadata_records_lineage_libraries_and_checksum(registry):
     assert metadata["batch_id"] == "batch-7" and metadata["n_samples_seen"] == 500
     payload = registry.storage.read_bytes(f"models/artifacts/{metadata['artifact']}")
     assert metadata["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert metadata["format"] == "salary-regressor/1"
+    assert metadata["format"] == "incremental-ridge/2"
     assert {"scikit-learn", "numpy", "pandas"} <= set(metadata["libraries"])
     assert metadata["python"] and metadata["created_at"].endswith("+00:00")
     assert [m["version"] for m in registry.list()] == [1]
@@ -55,7 +55,7 @@ def test_metadata_records_lineage_libraries_and_checksum(registry):
 def test_the_artifact_is_json_numbers_not_a_pickle(registry):
     metadata = publish(registry, trained())
     document = json.loads(registry.storage.read_bytes(f"models/artifacts/{metadata['artifact']}"))
-    assert document["format"] == "salary-regressor/1" and document["stats"]["n"] == 500
+    assert document["format"] == "incremental-ridge/2" and document["stats"]["n"] == 500
 
 
 def test_a_tampered_artifact_is_refused(registry):

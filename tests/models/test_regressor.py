@@ -5,7 +5,8 @@ from sklearn.base import clone
 from sklearn.linear_model import Ridge
 
 from app.data.generator import generate, optimum_r2
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
+from app.models.stats import Design
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def batches():
 
 
 def fit_incrementally(batches, model=None):
-    model = model or SalaryRegressor()
+    model = model or IncrementalRidge()
     for batch in batches:
         model.partial_fit(batch, batch["salario"])
     return model
@@ -23,7 +24,7 @@ def fit_incrementally(batches, model=None):
 def test_partial_fit_on_batches_equals_one_fit_on_all_of_them(batches):
     incremental = fit_incrementally(batches)
     everything = pd.concat(batches, ignore_index=True)
-    whole = SalaryRegressor().fit(everything, everything["salario"])
+    whole = IncrementalRidge().fit(everything, everything["salario"])
     test = generate(2000, seed=99)
     np.testing.assert_allclose(incremental.predict(test), whole.predict(test), rtol=1e-9)
     assert incremental.n_samples_seen_ == len(everything)
@@ -38,7 +39,7 @@ def test_batch_order_does_not_matter(batches):
 
 def test_matches_scikit_learn_ridge_on_the_same_features(batches):
     everything = pd.concat(batches, ignore_index=True)
-    model = SalaryRegressor(alpha=0.0).fit(everything, everything["salario"])
+    model = IncrementalRidge(alpha=0.0).fit(everything, everything["salario"])
     features = model.transform(everything)
     reference = Ridge(alpha=1e-9).fit(features, everything["salario"])
     test = generate(500, seed=98)
@@ -61,17 +62,28 @@ def test_fast_path_agrees_with_the_scikit_learn_path(batches):
     fast = model.predict_records(test[["idade", "cidade", "cargo"]].to_dict("records"))
     np.testing.assert_allclose(fast, model.predict(test), rtol=1e-9)
     # predict looks effects up by category; the design matrix is what coef_ weighs.
-    np.testing.assert_allclose(model.predict(test),
-                               model.transform(test) @ model.coef_ + model.intercept_, rtol=1e-9)
+    known = test[(test["cidade"] != "Atlantis") & (test["cargo"] != "Astronauta")]
+    np.testing.assert_allclose(model.predict(known),
+                               model.transform(known) @ model.coef_ + model.intercept_, rtol=1e-9)
 
 
-def test_unknown_category_gets_the_frequency_weighted_average_effect(batches):
+@pytest.mark.parametrize("unknown", [{"cidade": "Atlantis"}, {"cargo": "Astronauta"},
+                                     {"cidade": "Atlantis", "cargo": "Astronauta"}])
+def test_an_unseen_category_is_answered_by_the_model_without_that_feature(batches, unknown):
+    """What the other features say: exactly the model fitted on them alone, solved from the
+    same statistics."""
     model = fit_incrementally(batches)
     everything = pd.concat(batches, ignore_index=True)
-    known = everything.assign(idade=40)
-    average = model.predict(known).mean()
-    [unknown] = model.predict_records([{"idade": 40, "cidade": "Atlantis", "cargo": "Astronauta"}])
-    assert unknown == pytest.approx(average, rel=1e-9)
+    full = model.design_
+    without = Design(full.target, full.numbers,
+                     tuple(column for column in full.categories if column not in unknown))
+    reference = IncrementalRidge(without).fit(everything, everything["salario"])
+    records = [{"idade": age, "cidade": "São Paulo", "cargo": "Professor", **unknown}
+               for age in (20, 44, 67)]
+    np.testing.assert_allclose(model.predict_records(records),
+                               reference.predict(pd.DataFrame(records)), rtol=1e-9)
+    np.testing.assert_allclose(model.predict(pd.DataFrame(records)),
+                               reference.predict(pd.DataFrame(records)), rtol=1e-9)
 
 
 def test_new_categories_in_later_batches_are_learnt(batches):
@@ -88,12 +100,12 @@ def test_new_categories_in_later_batches_are_learnt(batches):
 
 
 def test_follows_scikit_learn_conventions(batches):
-    model = SalaryRegressor(alpha=2.5)
-    assert model.get_params() == {"alpha": 2.5}
+    model = IncrementalRidge(alpha=2.5)
+    assert model.get_params() == {"alpha": 2.5, "design": None}
     assert not [name for name in vars(model) if name.endswith("_")]
     assert model.partial_fit(batches[0], batches[0]["salario"]) is model
     fresh = clone(model)
-    assert fresh.get_params() == {"alpha": 2.5} and not hasattr(fresh, "coef_")
+    assert fresh.get_params() == {"alpha": 2.5, "design": None} and not hasattr(fresh, "coef_")
     refit = model.fit(batches[1], batches[1]["salario"])
     assert refit.n_samples_seen_ == len(batches[1])
 
@@ -102,18 +114,18 @@ def test_predict_before_fit_raises_not_fitted():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        SalaryRegressor().predict(generate(3, seed=1))
+        IncrementalRidge().predict(generate(3, seed=1))
 
 
 def test_mismatched_lengths_and_missing_columns_are_errors(batches):
     with pytest.raises(ValueError, match="missing columns: cargo"):
-        SalaryRegressor().partial_fit(batches[0].drop(columns="cargo"), batches[0]["salario"])
+        IncrementalRidge().partial_fit(batches[0].drop(columns="cargo"), batches[0]["salario"])
     with pytest.raises(ValueError, match="rows but y has"):
-        SalaryRegressor().partial_fit(batches[0], batches[0]["salario"][:5])
+        IncrementalRidge().partial_fit(batches[0], batches[0]["salario"][:5])
 
 
 def test_fast_path_before_fit_raises_not_fitted():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        SalaryRegressor().predict_records([{"idade": 30, "cidade": "Recife", "cargo": "Vendedor"}])
+        IncrementalRidge().predict_records([{"idade": 30, "cidade": "Recife", "cargo": "Vendedor"}])

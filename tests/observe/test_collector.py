@@ -37,10 +37,10 @@ def publish(home, model, prequential=None, **fields):
 @pytest.fixture
 def model():
     from app.data.generator import generate
-    from app.models.regressor import SalaryRegressor
+    from app.models.regressor import IncrementalRidge
 
     batch = generate(500, seed=3)
-    return SalaryRegressor().partial_fit(batch, batch["salario"])
+    return IncrementalRidge().partial_fit(batch, batch["salario"])
 
 
 def test_tally_adds_up_per_home_and_skips_zero_amounts(client, tmp_path):

@@ -18,7 +18,7 @@ from celery import Celery
 from app.data.generator import generate, regime
 from app.lifecycle.challenge import CHALLENGE_EVERY
 from app.lifecycle.home import Home
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 from tests.support import celery_process, cluster_redis_url, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_a_sudden_drift_is_flagged_audited_and_recovered_from(drifting):
     assert result["regime"] == {"scenario": "sudden", "batch": BATCHES, "changed": True}
     assert result["r2"] >= 0.97 * result["ground_truth"]["r2"]
     rows = pd.concat([home.lake.read("normalized", b) for b in ids], ignore_index=True)
-    everything = SalaryRegressor().fit(rows, rows["salario"])
+    everything = IncrementalRidge().fit(rows, rows["salario"])
     assert result["model_version"] == home.serving.state().version
     now = regime("sudden", BATCHES, DRIFT_AFTER)
     test = generate(5000, seed=1, regime=now)

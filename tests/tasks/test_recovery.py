@@ -105,7 +105,7 @@ def test_the_train_lock_is_renewed_while_its_step_runs_and_kept_short(redis_url,
     """A step longer than the lock's timeout keeps it; a dead holder's lock goes within it."""
     from app.tasks import base
 
-    monkeypatch.setattr(base, "TRAIN_LOCK_TIMEOUT", 1)
+    monkeypatch.setattr(base, "LOCK_TIMEOUT", 1)
     client = redis.Redis.from_url(redis_url)
     with train.train_lock():
         time.sleep(2.5)

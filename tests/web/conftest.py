@@ -17,18 +17,18 @@ from loguru import logger
 
 from app.data.generator import generate
 from app.models.registry import ModelRegistry
-from app.models.regressor import SalaryRegressor
+from app.models.regressor import IncrementalRidge
 from app.runner import web_server
 
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
-def trained(seed: int = 1, n: int = 2000) -> SalaryRegressor:
+def trained(seed: int = 1, n: int = 2000) -> IncrementalRidge:
     batch = generate(n, seed=seed)
-    return SalaryRegressor().partial_fit(batch, batch["salario"])
+    return IncrementalRidge().partial_fit(batch, batch["salario"])
 
 
-def save(registry: ModelRegistry, model: SalaryRegressor, batch_id: str = "b1") -> int:
+def save(registry: ModelRegistry, model: IncrementalRidge, batch_id: str = "b1") -> int:
     """Publish ``model`` as the registry's next version, as a train step does; its number."""
     version = (registry.latest_version() or 0) + 1
     registry.publish(model, version, batch_id=batch_id, batch_ids=[batch_id],
@@ -72,12 +72,12 @@ class RunsCode:
 
 
 @pytest.fixture(scope="session")
-def first_model() -> SalaryRegressor:
+def first_model() -> IncrementalRidge:
     return trained(seed=1)
 
 
 @pytest.fixture(scope="session")
-def second_model() -> SalaryRegressor:
+def second_model() -> IncrementalRidge:
     """Differs from ``first_model`` in every prediction: trained on more, other data."""
     model = trained(seed=1)
     batch = generate(4000, seed=2)
