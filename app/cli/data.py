@@ -8,7 +8,7 @@ import sys
 import click
 import numpy as np
 
-from app.cli import CommandError, InputError, cli
+from app.cli import CommandError, Context, InputError, cli
 from app.settings import DRIFT_SCENARIOS
 
 MAX_SAMPLE = 10_000_000
@@ -77,7 +77,8 @@ def run_evaluation(version: int | None, n: int, wait: float,
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.option("--wait", type=float, default=300.0, show_default=True,
               help="Seconds to wait for a worker's answer.")
-def evaluate(version: int | None, n: int, baseline: int | None, as_json: bool,
+@click.pass_obj
+def evaluate(obj: Context, version: int | None, n: int, baseline: int | None, as_json: bool,
              wait: float) -> None:
     """Score a model version on fresh records and print the report."""
     from app import logs, settings
@@ -90,12 +91,9 @@ def evaluate(version: int | None, n: int, baseline: int | None, as_json: bool,
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        from app.cli.client import ApiClient
-
         click.echo(result["report"])
-        # The report lives in PIPELINE_HOME; the web app serves it, where `make run` puts it.
-        click.echo(f"HTML report, with plots: {ApiClient.from_environment().base_url}"
-                   f"{result['report_url']}")
+        # The report lives in PIPELINE_HOME; the web app serves it (--url, PIPELINE_URL).
+        click.echo(f"HTML report, with plots: {obj.client.base_url}{result['report_url']}")
 
 
 def describe_dataset(dataset) -> list[str]:
