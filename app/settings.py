@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # fsspec is slow to import, and the command line's sample nev
     from app.dataset import Dataset
     from app.storage import Storage
 
-DRIFT_SCENARIOS = ("none", "sudden", "gradual")
+DRIFT_SCENARIOS = ("none", "sudden", "gradual", "covariate")
 # The roles `make run` can start on one host; `redis` is the private Redis (see app.runner).
 SERVICES = ("redis", "worker", "beat", "web", "flower")
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/quality.py [--batch-size 2000] [--drift-after 25] [--none-batches 1000]
 
-One table. For each scenario (``DRIFT=none``, ``sudden``, ``gradual``) one stream of generated
+One table. For each scenario (``DRIFT=none``, ``sudden``, ``gradual``, ``covariate``) one
+stream of generated
 batches, drawn exactly as ``pipeline.generate`` draws them (same regimes, same batch numbers
 from 1), is fed to:
 
@@ -190,6 +191,8 @@ class Run:
     prequential_mae: dict[int, float] = field(default_factory=dict)
     truth_mae: dict[int, float] = field(default_factory=dict)
     served: dict[int, str] = field(default_factory=dict)
+    shifts: list[int] = field(default_factory=list)  # batches taken for a shifted population
+    refused: list[int] = field(default_factory=list)  # batches no later version learns
 
 
 def checkpoints(scenario: str, batches: int, drift_after: int, river_end: int) -> list[int]:
@@ -222,6 +225,8 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
                 contest(learner)
             if metadata.get("drift"):
                 result.alarms["pipeline"].append(number)
+            if metadata.get("population_shift"):
+                result.shifts.append(number)
             prequential = (metadata.get("metrics") or {}).get("prequential")
             rows = home.lake.read("normalized", batch_id)
             if prequential:
@@ -239,6 +244,8 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
                 score(result, number, truth, home, batch_fit, no_adapt, river)
             if number % 100 == 0:
                 print(f"  {scenario}: {number} batches", file=sys.stderr, flush=True)
+        result.refused = [int(batch["batch_id"][len(scenario):])
+                          for batch in home.ledger.newest_first() if batch["status"] != "trained"]
     for name, learner_ in river.items():
         result.alarms[name] = learner_.alarms
     return result
@@ -302,6 +309,12 @@ def table(results: list[Run], drift_after: int) -> str:
     return "\n".join(lines)
 
 
+def served_against_batch_fit(result: Run) -> float:
+    """The lowest ratio of the served model's R² to the batch fit's, over the checkpoints."""
+    return min(result.ratios["pipeline"][b] / result.ratios["batch fit"][b]
+               for b in result.ratios["pipeline"])
+
+
 def bars(results: dict[str, Run], drift_after: int) -> list[tuple[str, bool]]:
     checks = []
     none = results.get("none")
@@ -310,8 +323,7 @@ def bars(results: dict[str, Run], drift_after: int) -> list[tuple[str, bool]]:
         checks.append((f"none, {none.batches} batches: 0 false alarms (pipeline: {p['false']})",
                        p["false"] == 0))
         # At every checkpoint, the end (batch 1,000) included.
-        lowest = min(none.ratios["pipeline"][b] / none.ratios["batch fit"][b]
-                     for b in none.ratios["pipeline"])
+        lowest = served_against_batch_fit(none)
         checks.append((f"none: served R² ≥ 0.999 × batch fit's, at every checkpoint to the end "
                        f"(lowest {lowest:.5f})", lowest >= 0.999))
     sudden = results.get("sudden")
@@ -327,6 +339,17 @@ def bars(results: dict[str, Run], drift_after: int) -> list[tuple[str, bool]]:
         checks.append((f"sudden: prequential MAE {AFTER} batches after within 10% of pre-drift "
                        f"({later:,.0f} against {level:,.0f}: {later / level - 1:+.1%})",
                        later <= 1.10 * level))
+    covariate = results.get("covariate")
+    if covariate:
+        p = row_figures(covariate, "pipeline", drift_after)
+        lowest = served_against_batch_fit(covariate)
+        checks += [
+            (f"covariate: 0 batches refused, every batch learnt (not learnt: "
+             f"{covariate.refused or 'none'})", not covariate.refused),
+            (f"covariate: served R² ≥ 0.999 × batch fit's at every checkpoint (lowest "
+             f"{lowest:.5f})", lowest >= 0.999),
+            (f"covariate: 0 drift flags ({p['alarms']}; population shifts taken: "
+             f"{covariate.shifts or 'none'})", p["alarms"] == 0)]
     gradual = results.get("gradual")
     if gradual:
         p = row_figures(gradual, "pipeline", drift_after)
@@ -364,12 +387,14 @@ def figures(results: dict[str, Run], drift_after: int) -> list:
         p = row_figures(result, "pipeline", drift_after)
         false = Figure(f"quality {scenario}: false alarms", p["false"], "alarms", baseline=1,
                        baseline_name="one alarm", higher=False, bar=0)
-        if scenario == "none":
-            lowest = min(result.ratios["pipeline"][b] / result.ratios["batch fit"][b]
-                         for b in result.ratios["pipeline"])
-            rows += [false, Figure(f"quality none: served R² / batch fit's, lowest of "
-                                   f"{result.batches} batches", lowest, "x", baseline=1.0,
-                                   baseline_name="batch fit", bar=0.999)]
+        if scenario in ("none", "covariate"):
+            rows += [false, Figure(f"quality {scenario}: served R² / batch fit's, lowest of "
+                                   f"{result.batches} batches", served_against_batch_fit(result),
+                                   "x", baseline=1.0, baseline_name="batch fit", bar=0.999)]
+        if scenario == "covariate":
+            rows.append(Figure("quality covariate: batches refused", len(result.refused),
+                               "batches", baseline=1, baseline_name="one batch", higher=False,
+                               bar=0, note=f"population shifts taken: {len(result.shifts)}"))
         if scenario == "sudden":
             before = [result.prequential_mae[b] for b in range(drift_after - 10, drift_after)
                       if b in result.prequential_mae]
@@ -402,17 +427,18 @@ def main() -> int:
     parser.add_argument("--none-batches", type=int, default=1000)
     parser.add_argument("--sudden-batches", type=int, default=100)
     parser.add_argument("--gradual-batches", type=int, default=150)
+    parser.add_argument("--covariate-batches", type=int, default=100)
     parser.add_argument("--river-batches", type=int, default=150,
                         help="batches river's models learn (all of them for sudden and gradual)")
     parser.add_argument("--river-rows", type=int, default=300,
                         help="rows of each batch river's models learn, drawn at random")
-    parser.add_argument("--scenarios", default="none,sudden,gradual")
+    parser.add_argument("--scenarios", default="none,sudden,gradual,covariate")
     args = parser.parse_args()
     logger.remove()  # the pipeline logs every step; the table is the output here
     logger.add(sys.stderr, level="ERROR")
 
     sizes = {"none": args.none_batches, "sudden": args.sudden_batches,
-             "gradual": args.gradual_batches}
+             "gradual": args.gradual_batches, "covariate": args.covariate_batches}
     results = {}
     started = time.perf_counter()
     for scenario in args.scenarios.split(","):

@@ -11,9 +11,10 @@ plus a quadratic in ``idade`` can represent it exactly, and the noise is multipl
 The noise factor has mean 1, so ``expected`` is the conditional mean: the best any model can
 do. Its R² is ``optimum_r2()``, computed exactly from the catalogue's probabilities.
 
-**Drift.** A :class:`Regime` is the ground truth in force for one generated batch, numbered from
-1 in a ``PIPELINE_HOME`` (``DRIFT`` names the scenario, ``DRIFT_AFTER`` the first batch of the
-change; see :func:`regime`). Only ``expected`` changes; who is drawn, and the noise, do not:
+**Drift.** A :class:`Regime` is the world in force for one generated batch, numbered from 1 in
+a ``PIPELINE_HOME`` (``DRIFT`` names the scenario, ``DRIFT_AFTER`` the first batch of the
+change; see :func:`regime`): the ground truth, and who is drawn. In ``sudden`` and ``gradual``
+only ``expected`` changes, never who is drawn or the noise; in ``covariate`` only who is drawn:
 
 - ``none``: the catalogue above, for every batch;
 - ``sudden``: from batch ``DRIFT_AFTER`` on, at once, an ``Analista de Sistemas`` earns 5,000
@@ -23,7 +24,14 @@ change; see :func:`regime`). Only ``expected`` changes; who is drawn, and the no
   makes hardly changes, while a model of the old world loses about 0.2 of R²;
 - ``gradual``: from batch ``DRIFT_AFTER`` on, São Paulo, Rio de Janeiro and Brasília lose 20
   of premium with every batch and Recife, Salvador and Fortaleza gain 20, for 100 batches
-  (2,000 in all); after that the world stays where it got to.
+  (2,000 in all); after that the world stays where it got to;
+- ``covariate``: from batch ``DRIFT_AFTER`` on, other people arrive, under the same ground
+  truth: aged 55 to 70 (drawn evenly), and four in five from São Paulo, Rio de Janeiro and
+  Brasília (each as often), the other cities sharing the rest as before. They earn more, and
+  the noise being a share of the salary, their salaries vary more: the prequential error rises
+  by about a fifth, as it would after a change of the world. Yet a model of the whole
+  population predicts them as well as the noise allows: the world did not change, only who
+  arrived.
 """
 
 from __future__ import annotations
@@ -88,7 +96,6 @@ _CIDADE_PREMIUM = np.array([premium for premium, _ in CIDADES.values()])
 _CIDADE_P = np.array([p for _, p in CIDADES.values()])
 _CARGO_DTYPE = pd.CategoricalDtype(_CARGO_NAMES)
 _CIDADE_DTYPE = pd.CategoricalDtype(_CIDADE_NAMES)
-_AGES = np.arange(AGE_MIN, AGE_MAX + 1)
 
 # A fixed instant for seeded output, so that the same seed gives the same bytes.
 SEEDED_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -103,6 +110,10 @@ AGE_PIVOT = 44
 GRADUAL_STEP = {"São Paulo": -20.0, "Rio de Janeiro": -20.0, "Brasília": -20.0,
                 "Recife": 20.0, "Salvador": 20.0, "Fortaleza": 20.0}
 GRADUAL_BATCHES = 100
+# The shifted population: older people, most of them from these cities.
+COVARIATE_AGES = (55, AGE_MAX)
+COVARIATE_CITIES = ("São Paulo", "Rio de Janeiro", "Brasília")
+COVARIATE_SHARE = 0.8
 
 
 def age_effect(idade, slope: float = AGE_SLOPE):
@@ -124,12 +135,20 @@ class Regime:
     cargo_base: np.ndarray = field(default_factory=_CARGO_BASE.copy)
     cidade_premium: np.ndarray = field(default_factory=_CIDADE_PREMIUM.copy)
     age_slope: float = AGE_SLOPE
+    # Who is drawn: ages evenly in [low, high], cities with these probabilities.
+    ages: tuple[int, int] = (AGE_MIN, AGE_MAX)
+    cidade_p: np.ndarray = field(default_factory=_CIDADE_P.copy)
 
     @property
     def changed(self) -> bool:
-        """Whether this regime differs from the original catalogue."""
+        """Whether this regime's ground truth differs from the original catalogue's."""
         return bool(self.age_slope != AGE_SLOPE or (self.cargo_base != _CARGO_BASE).any()
                     or (self.cidade_premium != _CIDADE_PREMIUM).any())
+
+    @property
+    def shifted(self) -> bool:
+        """Whether this regime draws other people than the original catalogue does."""
+        return bool(self.ages != (AGE_MIN, AGE_MAX) or (self.cidade_p != _CIDADE_P).any())
 
     def expected_codes(self, idade, cidade_idx, cargo_idx) -> np.ndarray:
         return (self.cargo_base[cargo_idx] + self.cidade_premium[cidade_idx]
@@ -160,6 +179,11 @@ def regime(scenario: str = "none", batch: int = 1, drift_after: int = 100) -> Re
     steps = batch - drift_after + 1
     if scenario == "none" or steps <= 0:
         return Regime(scenario, batch)
+    if scenario == "covariate":
+        others = np.isin(_CIDADE_NAMES, COVARIATE_CITIES)
+        cidade_p = np.where(others, COVARIATE_SHARE / others.sum(),
+                            _CIDADE_P * (1 - COVARIATE_SHARE) / _CIDADE_P[~others].sum())
+        return Regime(scenario, batch, ages=COVARIATE_AGES, cidade_p=cidade_p)
     if scenario == "sudden":
         cargo_base = _CARGO_BASE.copy()
         for cargo, change in SUDDEN_CARGOS.items():
@@ -201,11 +225,11 @@ def optimum_r2(regime: Regime = ORIGINAL) -> float:
         mean = float(np.dot(p, values))
         return mean, float(np.dot(p, (values - mean) ** 2))
 
-    age_p = np.full(len(_AGES), 1.0 / len(_AGES))
+    ages = np.arange(regime.ages[0], regime.ages[1] + 1)
     parts = [
         moments(regime.cargo_base, _CARGO_P),
-        moments(regime.cidade_premium, _CIDADE_P),
-        moments(age_effect(_AGES, regime.age_slope), age_p),
+        moments(regime.cidade_premium, regime.cidade_p),
+        moments(age_effect(ages, regime.age_slope), np.full(len(ages), 1.0 / len(ages))),
     ]
     mean = sum(m for m, _ in parts)
     signal = sum(v for _, v in parts)
@@ -257,8 +281,8 @@ def generate(n: int, seed: int | None = None, batch_id: str | None = None,
 
     names = _name_dtype()
     name_idx = rng.integers(len(names.categories), size=n)
-    idade = rng.integers(AGE_MIN, AGE_MAX + 1, size=n)
-    cidade_idx = rng.choice(len(_CIDADE_NAMES), size=n, p=_CIDADE_P)
+    idade = rng.integers(regime.ages[0], regime.ages[1] + 1, size=n)
+    cidade_idx = rng.choice(len(_CIDADE_NAMES), size=n, p=regime.cidade_p)
     cargo_idx = rng.choice(len(_CARGO_NAMES), size=n, p=_CARGO_P)
     expected = regime.expected_codes(idade, cidade_idx, cargo_idx)
     noise = np.exp(NOISE_SIGMA * rng.standard_normal(n) - NOISE_SIGMA**2 / 2)

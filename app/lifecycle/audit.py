@@ -5,8 +5,10 @@ kept with the registry, on whatever storage that is), never rewritten. Read newe
 at a time. This module is the trail's only writer.
 
 Actions: ``pin``, ``follow``, ``rollback`` (operators), ``refused_promotion`` (the gate),
-``forget`` (an operator, and the version it made), ``drift`` (the detector), ``adapted`` (a
-refit after drift was confirmed), ``quarantined_batch`` (a batch that kept killing its worker).
+``forget`` (an operator, and the version it made), ``drift`` (the detector: the relation between
+the features and the target changed), ``population_shift`` (the detector fired, but only who
+arrived changed: the model learns on), ``adapted`` (a refit after drift was confirmed),
+``quarantined_batch`` (a batch that kept killing its worker).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 from app.journal import Journal
 from app.storage import Storage
 
-ACTIONS = ("pin", "follow", "rollback", "refused_promotion", "forget", "drift", "adapted",
-           "quarantined_batch")
+ACTIONS = ("pin", "follow", "rollback", "refused_promotion", "forget", "drift",
+           "population_shift", "adapted", "quarantined_batch")
 SYSTEM = "pipeline"
 
 

@@ -5,8 +5,10 @@ version learnt (see :func:`app.data.normalize.split_holdout`). A candidate whose
 error is more than ``tolerance`` above the served version's, by a margin those rows show beyond
 chance, is refused: it is kept in the registry, not served, and the audit says why with both
 figures. "Beyond chance" is a paired test on the rows' squared errors (the difference is more
-than ``Z`` standard errors from zero): a few dozen held-out rows move a mean squared error by
-several percent on their own, and a version must not be refused for that.
+than ``Z`` standard errors from zero; on few rows, where the spread itself is a guess, as many
+as Student's t asks for at the same confidence): a few dozen held-out rows move a mean squared
+error by several percent on their own, and a version must not be refused for that, nor for two
+rows that happen to agree.
 
 The gate also says whether the candidate's own batch made it worse than the version it was
 built from (``batch_hurt``). Only then do later versions leave that batch out; a candidate that
@@ -17,14 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from app.dataset import figure
 from app.models.metrics import regression_metrics
 
 # Refuse a candidate whose holdout MSE is more than 5% above the served version's...
 TOLERANCE = 0.05
-# ...by at least this many standard errors of the paired difference.
+# ...by at least this many standard errors of the paired difference (for many rows).
 Z = 3.0
+CONFIDENCE = float(scipy_stats.norm.cdf(Z))
 
 
 def predictions(model, rows: pd.DataFrame) -> np.ndarray:
@@ -38,8 +42,10 @@ def worse_beyond_chance(mine: np.ndarray, theirs: np.ndarray, truth: np.ndarray,
     excess = difference.mean() - tolerance * ((theirs - truth) ** 2).mean()
     if excess <= 0:
         return False
-    spread = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else np.inf
-    return bool(excess > Z * spread)
+    if len(difference) < 2:
+        return False
+    spread = difference.std(ddof=1) / np.sqrt(len(difference))
+    return bool(excess > scipy_stats.t.ppf(CONFIDENCE, len(difference) - 1) * spread)
 
 
 def judge(candidate, pool: pd.DataFrame, target: str, served=None, parent=None,
@@ -66,6 +72,6 @@ def judge(candidate, pool: pd.DataFrame, target: str, served=None, parent=None,
     verdict["reason"] = (
         f"holdout MSE {figure(mine_scores['mse'])} is {change:+.1%} against "
         f"{figure(theirs_scores['mse'])} for the served version {served.version} on {len(pool):,} "
-        f"held-out rows ({'within' if verdict['passed'] else 'beyond'} the {tolerance:.0%} "
-        "tolerance)")
+        "held-out rows (" + ("not worse beyond chance and" if verdict["passed"] else
+                             "worse beyond chance and beyond") + f" the {tolerance:.0%} tolerance)")
     return verdict

@@ -37,6 +37,7 @@ from app.data.ledger import UnknownBatch, now
 from app.dataset import figure
 from app.lifecycle import gate, marks
 from app.lifecycle.home import Home
+from app.models import shift
 from app.models.drift import DriftMonitor, chunk_errors
 from app.models.metrics import regression_metrics
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound, VersionTaken
@@ -253,8 +254,9 @@ class Learner:
         window = head.metadata.get("window_start_seq")
         metadata = head.metadata
         while len(history) < DRIFT_REPLAY:
-            if metadata.get("drift"):
-                # Its error is the old world's model on the new world: not this window's level.
+            if metadata.get("drift") or metadata.get("population_shift"):
+                # Its error is the old model on a new world, or on new people: not the level
+                # of what follows.
                 break
             prequential = (metadata.get("metrics") or {}).get("prequential")
             if prequential:
@@ -344,8 +346,8 @@ class Learner:
         target = self.dataset.target
         prequential = score_prequential(head, rows, target)
         fields = {"kind": "champion", "batch_id": batch_ids[-1], "batch_ids": batch_ids,
-                  "n_batch": len(rows), "drift": False, "suspect": False,
-                  "drift_confirmed": None}
+                  "n_batch": len(rows), "drift": False, "population_shift": False,
+                  "suspect": False, "drift_confirmed": None}
 
         suspect = self._pending_suspect(newest, head)
         if suspect is not None:
@@ -360,16 +362,20 @@ class Learner:
         fields.update(parent_version=head.version if head else None,
                       window_start_seq=head.metadata.get("window_start_seq") if head else None)
         base = head.model.stats_ if head else SufficientStats.empty(self.design)
-        monitor = self.monitor(head)
-        if prequential is not None and monitor.update(prequential["chunk_mae"]):
-            fields.update(drift=True, suspect=True, window_start_seq=first_seq)
-            base = SufficientStats.empty(self.design)
-            # What a replay of the new window gives: its errors start with the next step.
-            monitor = DriftMonitor()
-
         added = sum(stats.values(), SufficientStats.empty(self.design))
         alpha = head.model.alpha if head else IncrementalRidge().alpha
         model = IncrementalRidge(alpha=alpha).set_stats(base + added)
+        monitor = self.monitor(head)
+        if prequential is not None and monitor.update(prequential["chunk_mae"]):
+            moved, why = self._why_the_error_rose(base, added, model)
+            if moved:
+                fields.update(population_shift=True, shift=why)
+            else:
+                fields.update(drift=True, suspect=True, window_start_seq=first_seq,
+                              relation=why)
+                model = IncrementalRidge(alpha=alpha).set_stats(added)
+            # What a replay of the new window gives: its errors start with the next step.
+            monitor = DriftMonitor()
         pool = self.pool(self.recent_lineage_batches(head))
         verdict = gate.judge(model, pool, target, served=self.served(), parent=head,
                              tolerance=self.tolerance)
@@ -382,6 +388,22 @@ class Learner:
         fields.update(lineage=lineage, gate=verdict,
                       metrics={"prequential": prequential, "holdout": verdict.get("candidate")})
         return Plan(model, fields, monitor)
+
+    @staticmethod
+    def _why_the_error_rose(history: SufficientStats, batch: SufficientStats,
+                            learn_on: IncrementalRidge) -> tuple[bool, str]:
+        """``(True, how)`` when the batch's people moved but the relation held (learn on);
+        ``(False, why)`` when the relation changed (start again). See :mod:`app.models.shift`."""
+        moved = shift.population_moved(batch, history)
+        if not moved:
+            return False, "the same people as before: the relation between the features and "\
+                          "the target changed"
+        start_again = IncrementalRidge(alpha=learn_on.alpha).set_stats(batch)
+        changed, fit = shift.relation_moved(batch, learn_on, start_again)
+        if changed:
+            return False, f"the population shifted ({shift.describe(moved)}) and the relation "\
+                          f"changed with it: {fit}"
+        return True, f"{shift.describe(moved)}; the relation held: {fit}"
 
     def _pending_suspect(self, newest: int, head: LoadedModel | None) -> LoadedModel | None:
         """The newest champion version, if it is a drift suspect waiting for this step to
@@ -437,12 +459,20 @@ class Learner:
                          from_version=verdict["served_version"], to_version=version,
                          window_start_seq=metadata["window_start_seq"])
         if metadata["drift"]:
-            logger.warning("drift detected on batch {}: prequential MAE rose to {}; version {} "
+            logger.warning("drift detected on batch {}: prequential MAE rose to {}; {}; version {} "
                            "is refit on the batches since the change", metadata["batch_id"],
-                           figure(prequential["mae"]), version)
-            audit.record("drift", reason=f"prequential MAE rose to {figure(prequential['mae'])} on "
-                         f"batch {metadata['batch_id']}", from_version=metadata["parent_version"],
+                           figure(prequential["mae"]), metadata["relation"], version)
+            audit.record("drift", reason=f"the relation changed: prequential MAE rose to "
+                         f"{figure(prequential['mae'])} on batch {metadata['batch_id']}; "
+                         f"{metadata['relation']}", from_version=metadata["parent_version"],
                          to_version=version, batch_id=metadata["batch_id"])
+        if metadata.get("population_shift"):
+            logger.info("the population shifted on batch {} (prequential MAE rose to {}): {}; "
+                        "version {} learns on", metadata["batch_id"], figure(prequential["mae"]),
+                        metadata["shift"], version)
+            audit.record("population_shift", reason=f"the population shifted: {metadata['shift']}",
+                         from_version=metadata["parent_version"], to_version=version,
+                         batch_id=metadata["batch_id"])
         if not verdict["passed"]:
             logger.warning("version {} is not served: {}", version, verdict["reason"])
             audit.record("refused_promotion", reason=verdict["reason"],

@@ -53,7 +53,7 @@ def evaluate(loaded: LoadedModel, records: pd.DataFrame, dataset: Dataset,
         result["optimum_r2"] = optimum_r2
     if regime is not None:
         result["regime"] = {"scenario": regime.scenario, "batch": regime.batch,
-                            "changed": regime.changed}
+                            "changed": regime.changed, "shifted": regime.shifted}
     result["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     result["report"] = report(result, dataset)
     return result

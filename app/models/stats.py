@@ -232,7 +232,7 @@ class SufficientStats:
 
     # -- columns ----------------------------------------------------------------------------
 
-    def _positions(self, categories: dict[str, list[str]]) -> np.ndarray:
+    def positions_in(self, categories: dict[str, list[str]]) -> np.ndarray:
         """Where each of this statistic's columns sits among ``categories``' columns."""
         at = list(range(self.design.number_width))
         offset = self.design.number_width
@@ -249,7 +249,7 @@ class SufficientStats:
     def reorder(self, categories: dict[str, list[str]]) -> SufficientStats:
         """The same statistics over ``categories`` (a superset, in any order)."""
         size = self.design.width(categories) + 1
-        at = self._positions(categories)
+        at = self.positions_in(categories)
         mean, comoment = np.zeros(size), np.zeros((size, size))
         mean[at] = self.mean
         comoment[np.ix_(at, at)] = self.comoment

@@ -22,7 +22,8 @@ class Point:
     mae: float | None  # prequential: the version before it, on this version's batch, unseen
     mse: float | None
     r2: float | None
-    drift: bool
+    drift: bool  # the relation between the features and the target changed: refit
+    shift: str | None  # only who arrived changed (how, in words): the model learnt on
     refused: bool  # the promotion gate refused to serve it
     forgot: str | None  # the batch a forget step removed, for such a version
 
@@ -33,7 +34,9 @@ class Point:
         return cls(version=metadata["version"], created_at=metadata.get("created_at", ""),
                    n_samples_seen=int(metadata.get("n_samples_seen") or 0),
                    mae=scores.get("mae"), mse=scores.get("mse"), r2=scores.get("r2"),
-                   drift=bool(metadata.get("drift")), refused=gate.get("passed", True) is False,
+                   drift=bool(metadata.get("drift")),
+                   shift=metadata.get("shift") if metadata.get("population_shift") else None,
+                   refused=gate.get("passed", True) is False,
                    forgot=metadata.get("forgot"))
 
 

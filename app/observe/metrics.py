@@ -54,13 +54,17 @@ HTTP_LATENCY = Histogram(
     "pipeline_http_request_duration_seconds",
     "Seconds from reading a request to its answer, by route template and status.",
     ["route", "status"], buckets=LATENCY_BUCKETS)
-PREDICTIONS = Counter("pipeline_predictions", "Salaries predicted (one per record answered).")
+PREDICTIONS = Counter("pipeline_predictions", "Predictions made (one per record answered).")
 
 # The worker's counters: Redis hash field -> (metric, help, labels of that field).
 TALLY_FAMILIES = {
     "pipeline_batches": "Batches that reached an outcome: trained, refused (the gate left it "
                         "out of the model) or empty (no row passed the checks).",
-    "pipeline_drift_events": "Times the drift detector fired on a batch's prequential error.",
+    "pipeline_drift_events": "Times the relation between the features and the target changed "
+                             "(the drift detector fired, and the features had not moved, or "
+                             "the relation moved with them): the model starts again.",
+    "pipeline_population_shifts": "Times the drift detector fired on a shifted population (the "
+                                  "features moved, the relation held): the model learns on.",
     "pipeline_refused_promotions": "Versions the promotion gate refused to serve.",
 }
 OUTCOMES = ("trained", "refused", "empty")
@@ -101,6 +105,7 @@ def count_trained(tally: Tally, metadata: dict) -> None:
     gate = metadata.get("gate") or {}
     tally.add(**{f"batches_{batch_status(metadata)}": len(metadata.get("batch_ids") or []),
                  "drift_events": int(bool(metadata.get("drift"))),
+                 "population_shifts": int(bool(metadata.get("population_shift"))),
                  "refused_promotions": int(gate.get("passed", True) is False)})
 
 
@@ -115,7 +120,8 @@ def _tally_families(counts: dict[str, int]) -> Iterator:
     for outcome in OUTCOMES:
         batches.add_metric([outcome], counts.get(f"batches_{outcome}", 0))
     yield batches
-    for name in ("pipeline_drift_events", "pipeline_refused_promotions"):
+    for name in ("pipeline_drift_events", "pipeline_population_shifts",
+                 "pipeline_refused_promotions"):
         field = name.removeprefix("pipeline_")
         yield CounterMetricFamily(name, TALLY_FAMILIES[name], value=counts.get(field, 0))
 

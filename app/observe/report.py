@@ -4,7 +4,8 @@ One self-contained page (images are ``data:`` URIs), so it can be mailed or arch
 
 - predicted against actual values of the target (with the ideal diagonal);
 - residuals by each declared category (box plots: where the model is biased);
-- the prequential learning curve across versions, with drift and refused promotions marked.
+- the prequential learning curve across versions, with changes of the relation (drift),
+  population shifts and refused promotions marked.
 
 With a baseline version, both versions are scored on the same records and shown side by side.
 The scores come from :mod:`app.models.evaluation`, the curve from :mod:`app.observe.curve`;
@@ -31,7 +32,8 @@ from app.storage import Storage
 
 REPORT_ID = re.compile(r"evaluation-v\d{6,}(?:-vs-v\d{6,})?-\d{8}T\d{9}Z")
 LATEST_KEY = "reports/latest.json"
-COLORS = {"model": "#2563eb", "baseline": "#9ca3af", "drift": "#dc2626", "refused": "#f59e0b",
+COLORS = {"model": "#2563eb", "baseline": "#9ca3af", "drift": "#dc2626", "shift": "#7c3aed",
+          "refused": "#f59e0b",
           "ideal": "#111827"}
 # Points drawn in the scatter at most: more only blacken the plot and fatten the page.
 SCATTER_POINTS = 2000
@@ -215,15 +217,18 @@ def residuals_by(records: pd.DataFrame, residuals: dict[str, np.ndarray], column
 
 
 def learning_curve_plot(points: list[Point], marked: dict[int, str], dataset: Dataset) -> str:
-    """Prequential MAE by version; drift (red lines), refused promotions (amber crosses)."""
+    """Prequential MAE by version; a changed relation (red lines), a shifted population (violet
+    lines), refused promotions (amber crosses)."""
     figure = _figure(7.0, 4.0)
     axes = figure.subplots()
     scored = [point for point in points if point.mae is not None]
     axes.plot([p.version for p in scored], [p.mae for p in scored], color=COLORS["model"],
               linewidth=1.6, marker="o", markersize=2.5, label="prequential MAE")
-    for index, point in enumerate(p for p in points if p.drift):
-        axes.axvline(point.version, color=COLORS["drift"], linewidth=1, linestyle=":",
-                     label="drift detected" if index == 0 else None)
+    for kind, label, marked_points in (("drift", "relation changed", [p for p in points if p.drift]),
+                                       ("shift", "population shifted", [p for p in points if p.shift])):
+        for index, point in enumerate(marked_points):
+            axes.axvline(point.version, color=COLORS[kind], linewidth=1, linestyle=":",
+                         label=label if index == 0 else None)
     refused = [p for p in scored if p.refused]
     if refused:
         axes.scatter([p.version for p in refused], [p.mae for p in refused], marker="x", s=40,

@@ -44,8 +44,9 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Markup:
-    """Prequential MAE by version: drift as red dashed lines, refused versions as amber
-    crosses, the served version ringed in green. Every value shown is a number or escaped."""
+    """Prequential MAE by version: a changed relation (drift) as red dashed lines, a shifted
+    population as violet dotted ones, refused versions as amber crosses, the served version
+    ringed in green. Every value shown is a number or escaped."""
     scored = [p for p in points if p.mae is not None]
     if not scored:
         return Markup('<p class="muted" id="learning-curve">No version has been scored yet: the '
@@ -80,12 +81,20 @@ def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Mark
         if point.drift:
             parts.append(f'<line class="drift" x1="{x(point.version):.1f}" '
                          f'x2="{x(point.version):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}">'
-                         f'<title>drift detected at version {point.version}</title></line>')
+                         f'<title>the relation changed at version {point.version}: refit on '
+                         'the batches since</title></line>')
+        elif point.shift:
+            parts.append(f'<line class="shift" x1="{x(point.version):.1f}" '
+                         f'x2="{x(point.version):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}">'
+                         f'<title>the population shifted at version {point.version} '
+                         f'({escape(point.shift)}): learnt on</title></line>')
     line = " ".join(f"{x(p.version):.1f},{y(p.mae):.1f}" for p in scored)
     parts.append(f'<polyline class="mae" points="{line}"/>')
     for p in scored:
         tip = (f"version {p.version}: prequential MAE {dataset.amount(p.mae)}, R² {_r2(p.r2)}"
-               + (", drift" if p.drift else "") + (", promotion refused" if p.refused else ""))
+               + (", the relation changed" if p.drift else "")
+               + (", the population shifted" if p.shift else "")
+               + (", promotion refused" if p.refused else ""))
         px, py = x(p.version), y(p.mae)
         if p.refused:
             parts.append(f'<path class="refused" d="M{px - 5:.1f},{py - 5:.1f}l10,10m0,-10l-10,10">'
@@ -99,10 +108,11 @@ def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Mark
             parts.append(f'<circle class="served" cx="{px:.1f}" cy="{py:.1f}" r="8"/>'
                          f'<text class="served-label" x="{px:.1f}" y="{py - 13:.1f}" '
                          f'text-anchor="{anchor}">served v{p.version}</text>')
-    legend = [("mae", "prequential MAE"), ("drift", "drift detected"),
-              ("refused", "promotion refused"), ("served", "served version")]
+    legend = [("mae", "prequential MAE"), ("drift", "relation changed"),
+              ("shift", "population shifted"), ("refused", "promotion refused"),
+              ("served", "served version")]
     for index, (kind, label) in enumerate(legend):
-        lx = LEFT + index * 170
+        lx = LEFT + index * 160
         parts.append(f'<g class="legend"><rect class="key-{kind}" x="{lx}" y="8" width="14" '
                      f'height="14" rx="3"/><text x="{lx + 20}" y="19">{label}</text></g>')
     parts.append("</svg>")

@@ -13,6 +13,7 @@ from app.data.generator import generate, regime
 from app.lifecycle.learning import Learner
 from app.models.metrics import regression_metrics
 from app.models.regressor import IncrementalRidge
+from tests.support import arrive
 
 DRIFT_AFTER = 12  # the monitor gives its first verdict after 10 observations
 SIZE = 1500
@@ -102,3 +103,62 @@ def test_forgetting_a_batch_after_an_adaptation_stays_exact(local_home):
     expected = fresh_fit(home, [b for b in since if b != since[1]])
     probe = generate(500, seed=3)
     np.testing.assert_allclose(forgot.predict(probe), expected.predict(probe), rtol=1e-9)
+
+
+def assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed):
+    """No batch refused, no drift flag, and the served model the batch fit of every batch."""
+    assert [b["batch_id"] for b in home.ledger.newest_first() if b["status"] != "trained"] == []
+    assert not any(m["drift"] for m in versions(home))
+    assert home.audit.page(action="drift")["events"] == []
+    served = home.registry.load(home.serving.state().version)
+    expected = fresh_fit(home, ids)
+    probe = generate(500, seed=seed)
+    np.testing.assert_allclose(served.model.predict(probe), expected.predict(probe), rtol=1e-9)
+
+
+def test_a_shifted_population_is_learnt_on_not_refused(local_home):
+    """Older people from the richest cities arrive (DRIFT=covariate): their salaries vary more,
+    so the error rises and the monitor fires; but the relation held, so the model learns on,
+    says why, and loses no batch. Before, each such batch was refused."""
+    home, learner = local_home, Learner(local_home)
+    ids = stream(home, learner, "covariate", 1, DRIFT_AFTER + 6)
+    shifted = [m for m in versions(home) if m["population_shift"]]
+    assert shifted, "the monitor never fired: the scenario tests nothing"
+    assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed=4)
+    event = home.audit.page(action="population_shift")["events"][-1]
+    assert event["reason"].startswith("the population shifted: higher idade")
+    assert event["batch_id"] == shifted[-1]["batch_id"] and "the relation held" in event["reason"]
+
+
+def test_a_file_sorted_by_a_category_loses_no_batch(local_home):
+    """A real file is often sorted by a column: each batch brings job titles the model saw
+    little of. Before, a batch of them was refused and others refit the model from nothing."""
+    home, learner = local_home, Learner(local_home)
+    rows = (generate(30 * 1000, seed=5).astype({"cidade": str, "cargo": str})
+            .sort_values("cargo", kind="stable").reset_index(drop=True))
+    ids = []
+    for number in range(30):
+        batch_id = f"sorted{number:02d}"
+        frame = rows.iloc[number * 1000:(number + 1) * 1000].reset_index(drop=True)
+        arrive(home, batch_id, frame=frame.assign(geracao_id=batch_id))
+        learner.train([batch_id])
+        ids.append(batch_id)
+    assert any(m["population_shift"] for m in versions(home)), "the monitor never fired"
+    assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed=5)
+
+
+def test_a_changed_world_among_shifted_people_is_still_a_change(local_home):
+    """Who arrives and what they earn change at once: the relation moved too, so the model
+    starts again from the change, as for any change of the world."""
+    home, learner = local_home, Learner(local_home)
+    stream(home, learner, "none", 1, DRIFT_AFTER - 1)
+    older = generate(200_000, seed=8)
+    older = older[older["idade"] >= 55].reset_index(drop=True)
+    for number in range(4):
+        batch_id = f"older{number}"
+        frame = older.iloc[number * SIZE:(number + 1) * SIZE].reset_index(drop=True)
+        frame["salario"] = (frame["salario"] * 1.5).round(2)
+        arrive(home, batch_id, frame=frame.assign(geracao_id=batch_id))
+        learner.train([batch_id])
+    flagged = [m for m in versions(home) if m["drift"]]
+    assert flagged and "the relation changed with it" in flagged[0]["relation"]
