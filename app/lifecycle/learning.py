@@ -27,7 +27,7 @@ published as a new version: exactly the model of every other batch. Its rows are
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 from loguru import logger
@@ -84,6 +84,7 @@ class StepOutcome:
     reason: str = ""
     metadata: dict | None = None
     seqs: list[int] = field(default_factory=list)  # the learnt batches' numbers in the ledger
+    unknown: list[str] = field(default_factory=list)  # waiting ids the ledger does not know
 
 
 def on_lineage(metadata: dict) -> bool:
@@ -275,14 +276,35 @@ class Learner:
     # -- train ------------------------------------------------------------------------------
 
     def train(self, batch_ids: list[str]) -> StepOutcome:
-        """Learn every batch of ``batch_ids`` that waits for it, as one new version."""
+        """Learn every batch of ``batch_ids`` that waits for it, as one new version.
+
+        The first is the step's own batch: :class:`UnknownBatch` if the ledger has no such
+        batch. The others are taken along; one the ledger does not know (its id was left
+        waiting by a run on another home, or by a run killed before its batch arrived) is
+        passed over and named in the outcome's ``unknown``, never a reason to fail the step.
+        """
+        outcome = self._train(batch_ids)
+        if outcome.unknown:
+            logger.warning("passed over {} waiting batch id(s) the ledger does not know (left by "
+                           "another pipeline home, or by a run killed before they arrived): {}",
+                           len(outcome.unknown), ", ".join(outcome.unknown))
+        return outcome
+
+    def _train(self, batch_ids: list[str]) -> StepOutcome:
         ledger = self.home.ledger
-        waiting = [batch for batch in map(ledger.get, dict.fromkeys(batch_ids))
-                   if batch["status"] == "normalized"]
+        own, *others = dict.fromkeys(batch_ids)
+        entries, unknown = [ledger.get(own)], []
+        for batch_id in others:
+            entry = ledger.find(batch_id)
+            if entry is None:
+                unknown.append(batch_id)
+            else:
+                entries.append(entry)
+        waiting = [batch for batch in entries if batch["status"] == "normalized"]
         checked = self.home.registry.latest_version() or 0
         waiting = self._repair(waiting, range(checked, max(checked - REPAIR_LOOKBACK, 0), -1))
         if not waiting:
-            return self._nothing_waiting(batch_ids[0])
+            return replace(self._nothing_waiting(own), unknown=unknown)
         waiting.sort(key=lambda batch: batch["seq"])
         frames, stats = {}, {}
         total = 0
@@ -325,7 +347,8 @@ class Learner:
             self._monitors.put(metadata["version"], plan.monitor)
         self._after_publish(metadata, [seqs[b] for b in frames])
         return StepOutcome(metadata["version"], trained=True, batch_ids=list(frames),
-                           n_rows=len(rows), metadata=metadata, seqs=[seqs[b] for b in frames])
+                           n_rows=len(rows), metadata=metadata, seqs=[seqs[b] for b in frames],
+                           unknown=unknown)
 
     def _nothing_waiting(self, batch_id: str) -> StepOutcome:
         batch = self.home.ledger.get(batch_id)

@@ -99,8 +99,8 @@ def train(self, batch_id: str) -> int:
             # Left pending, the batch would make every later step that takes it along fail.
             self.fail_batch(batch_id, "training passed its soft time limit; nothing was published")
             raise
-        if outcome.batch_ids:
-            self.redis.srem(PENDING, *outcome.batch_ids)
+        if outcome.batch_ids or outcome.unknown:
+            self.redis.srem(PENDING, *outcome.batch_ids, *outcome.unknown)
         if outcome.trained:
             count_trained(Tally(self.redis, self.home.url), outcome.metadata)
             if challenge_due(outcome.seqs):

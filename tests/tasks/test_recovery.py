@@ -13,7 +13,7 @@ from app.data.batches import receive_batch
 from app.data.generator import generate
 from app.data.ledger import Ledger, stalled
 from app.tasks.base import DELIVERIES, MAX_DELIVERIES, PENDING, TRAIN_LOCK
-from app.tasks.pipeline import normalize, recover, train
+from app.tasks.pipeline import generate as generate_task, normalize, recover, train
 from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -112,3 +112,16 @@ def test_the_train_lock_is_renewed_while_its_step_runs_and_kept_short(redis_url,
         assert client.exists(TRAIN_LOCK)
         assert 0 < client.pttl(TRAIN_LOCK) <= 1000
     assert not client.exists(TRAIN_LOCK)
+
+
+def test_a_waiting_id_the_ledger_does_not_know_is_passed_over_not_a_wedge(session_home,
+                                                                           redis_url):
+    """A run killed outright, then started again on a new home with the same Redis, left an id
+    in the waiting set: each train step took it along and failed (0 versions, forever). Now it
+    is passed over with a warning, dropped from the set, and the batches train."""
+    client = redis.Redis.from_url(redis_url)
+    client.sadd(PENDING, "left-by-another-home")
+    batch_id = generate_task.delay(batch_size=150).get(timeout=30)
+    wait_for(lambda: session_home.ledger.get(batch_id)["status"] == "trained", timeout=60,
+             what="the batch trained despite the stale id")
+    assert not client.sismember(PENDING, "left-by-another-home")
