@@ -62,10 +62,9 @@ def request(url: str, method: str = "GET", credentials: str | None = None) -> tu
 
 @pytest.fixture
 def secret_redis(tmp_path):
-    server = RedisServer(tmp_path / "secret-redis", password=f"redis-pw-{secrets.token_hex(8)}")
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer(tmp_path / "secret-redis",
+                     password=f"redis-pw-{secrets.token_hex(8)}") as server:
+        yield server
 
 
 @pytest.fixture
