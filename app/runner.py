@@ -1,7 +1,7 @@
 """Run the whole system in the foreground: ``python -m app.runner`` (what ``make run`` does).
 
-Finds Redis or starts a private one (a Redis that refuses us ends the run at once, with one
-line saying why), then starts the processes of the
+Checks ``PIPELINE_HOME`` and finds Redis or starts a private one (a home or a Redis that
+refuses us ends the run at once, with one line saying why), then starts the processes of the
 Procfile that ``SERVICES`` names. Each child runs in its own process group, so that stopping
 the group also stops what the child spawned (prefork pool processes, gunicorn workers), and
 each line it prints is shown after its name, secrets masked. A child that dies is restarted, after a back-off, with a line
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from app import settings
+from app import settings, storage
 from app.observe.multiproc import (MULTIPROC_VARIABLE, WEB_METRICS_VARIABLE,
                                    multiproc_directory)
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         try:
             environment = settings.load()
+            if trouble := storage.refusal(environment.pipeline_home):
+                raise RuntimeError(trouble)
             redis_url = stack.enter_context(ensure_redis(
                 os.environ.get("REDIS_URL"), private="redis" in environment.services))
         except (ValueError, RuntimeError) as error:
@@ -336,8 +338,6 @@ def main(argv: list[str] | None = None) -> int:
         processes = {name: command for name, command in processes.items()
                      if name in environment.services or name not in settings.SERVICES}
         home = environment.pipeline_home
-        if environment.local_home is not None:
-            environment.local_home.mkdir(parents=True, exist_ok=True)
         say(width, f"Redis at {settings.redact(redis_url)}; PIPELINE_HOME={settings.redact(home)}; "
                    f"SERVICES={','.join(environment.services)}")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.

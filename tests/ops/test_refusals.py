@@ -1,25 +1,28 @@
-"""`make run` refuses a Redis it cannot use with one line saying why, in an operator's words,
-before anything starts, and never prints a password doing so.
+"""`make run` refuses a Redis or an S3 home it cannot use with one line saying why, in an
+operator's words, before anything starts, and never prints a password doing so.
 
 Each case runs ``python -m app.runner`` as a user would, with recognisable secrets, against a
-Redis over TLS with an ACL user (a CA and certificate made for the test) or a plain Redis with
-a password; the whole output is searched for the secrets.
+Redis over TLS with an ACL user (a CA and certificate made for the test), a plain Redis with a
+password, or moto's S3 server checking keys as AWS does; the whole output is searched for the
+secrets.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from app.redis_server import free_port
 from tests.faults.conftest import RedisServer
-from tests.support import wait_for
+from tests.support import S3_CREDENTIALS, moto_server, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
@@ -153,3 +156,81 @@ def test_a_redis_it_cannot_use_stops_make_run_with_one_line_saying_why(
         case, tmp_path, tls_redis, plain_redis):
     url, words = case(tls_redis, plain_redis)
     assert refusal(run(tmp_path, REDIS_URL=url)) == f"Redis at {masked(url)}{words}"
+
+
+def test_a_home_folder_that_cannot_be_made(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = run(tmp_path, PIPELINE_HOME=str(tmp_path / "a-file" / "home"))
+    assert refusal(result) == (f"PIPELINE_HOME={tmp_path / 'a-file' / 'home'}: cannot make the "
+                               "folder: Not a directory")
+
+
+# -- S3 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3(tls_redis):
+    """moto's S3 server checking keys and signatures as AWS does, with one user allowed
+    everything in S3 and the bucket ``pipeline-home``: the environment that reaches it."""
+    import boto3
+
+    with moto_server() as endpoint:
+        anyone = dict(endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam = boto3.client("iam", **anyone)
+        iam.create_user(UserName="pipeline")
+        key = iam.create_access_key(UserName="pipeline")["AccessKey"]
+        iam.put_user_policy(UserName="pipeline", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        boto3.client("s3", **anyone).create_bucket(Bucket="pipeline-home")
+        # From here on moto authenticates every request (it counts none as free any more).
+        urllib.request.urlopen(urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+            headers={"Content-Type": "text/plain"}), timeout=10).close()
+        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+               "AWS_DEFAULT_REGION": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+               "REDIS_URL": tls_redis.url, "PIPELINE_HOME": "s3://pipeline-home/run"}
+
+
+def test_an_s3_home_with_the_right_keys_starts(tmp_path, s3):
+    result = run(tmp_path, started=True, **s3)
+    assert "PIPELINE_HOME=s3://pipeline-home/run;" in result.stdout
+    assert "probe  | probe got " in result.stdout
+    assert s3["AWS_SECRET_ACCESS_KEY"] not in result.stdout and PASSWORD not in result.stdout
+    assert result.returncode == 0, result.stdout
+
+
+# Each case: what changes in the environment, given the working one, and what `make run` says.
+def wrong_secret_key(s3):
+    return ({"AWS_SECRET_ACCESS_KEY": AWS_SECRET},
+            f"S3 at {s3['AWS_ENDPOINT_URL']} refused the secret key of access key "
+            f"{s3['AWS_ACCESS_KEY_ID']}: AWS_SECRET_ACCESS_KEY is wrong")
+
+
+def unknown_access_key(s3):
+    return ({"AWS_ACCESS_KEY_ID": "AKIANOSUCHKEY0000000"},
+            f"S3 at {s3['AWS_ENDPOINT_URL']} does not know the access key AKIANOSUCHKEY0000000 "
+            "(AWS_ACCESS_KEY_ID)")
+
+
+def unknown_bucket(s3):
+    return ({"PIPELINE_HOME": "s3://no-such-bucket/run"},
+            f"S3 at {s3['AWS_ENDPOINT_URL']} has no bucket no-such-bucket")
+
+
+def endpoint_not_answering(s3):
+    port = free_port()
+    return ({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"},
+            f"S3 at http://127.0.0.1:{port}: nothing listens on 127.0.0.1:{port} "
+            "(connection refused)")
+
+
+@pytest.mark.parametrize("case", [wrong_secret_key, unknown_access_key, unknown_bucket,
+                                  endpoint_not_answering], ids=lambda case: case.__name__)
+def test_an_s3_home_it_cannot_use_stops_make_run_with_one_line_saying_why(case, tmp_path, s3):
+    change, words = case(s3)
+    environment = {**s3, **change}
+    result = run(tmp_path, **environment)
+    assert refusal(result, s3["AWS_SECRET_ACCESS_KEY"]) == (
+        f"PIPELINE_HOME={environment['PIPELINE_HOME']}: {words}")
