@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,19 @@ class System:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.output()
+
+
+def redis_values(client: redis.Redis) -> Iterator[tuple[bytes, bytes]]:
+    """Every key in ``client``'s database with each value it holds (task results, queued
+    messages, sets, hashes), for a search of everything the system stored."""
+    readers = {"string": lambda key: [client.get(key)],
+               "list": lambda key: client.lrange(key, 0, -1),
+               "hash": lambda key: list(client.hgetall(key).values()),
+               "set": lambda key: list(client.smembers(key)),
+               "zset": lambda key: client.zrange(key, 0, -1)}
+    for key in client.scan_iter("*"):
+        for value in readers.get(client.type(key).decode(), lambda _: [])(key):
+            yield key, value
 
 
 def assert_trained_once(home: Home) -> dict[str, int]:
