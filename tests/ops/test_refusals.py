@@ -66,7 +66,8 @@ def run(tmp_path, started: bool = False, **env: str) -> subprocess.CompletedProc
         if started:
             wait_for(lambda: "probe got" in log.read_text() or process.poll() is not None,
                      timeout=60, what="the probe to start")
-            os.killpg(process.pid, signal.SIGINT)
+            if process.poll() is None:  # an ended run's group id may be another's by now
+                os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
