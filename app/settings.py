@@ -105,8 +105,9 @@ def known_secrets() -> set[str]:
             with contextlib.suppress(ValueError):
                 found.add(split_password(url)[1] or "")
     for name in SECRET_VARIABLES:
-        value = os.environ.get(name) or ""
-        found.add(value.partition(":")[2] or value)
+        # FLOWER_BASIC_AUTH may list several users: "ops:pw1,dev:pw2".
+        for value in (os.environ.get(name) or "").split(","):
+            found.add(value.partition(":")[2] or value)
     forms = {form for secret in found
              for form in (secret, unquote(secret), json.dumps(unquote(secret))[1:-1])}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}

@@ -37,11 +37,12 @@ def test_redact_masks_the_password_of_every_url_in_the_text(text, masked):
 def test_redact_masks_the_environments_secrets_wherever_they_appear(monkeypatch):
     monkeypatch.setenv("REDIS_URL", "rediss://pipeline:pw%40" + PASSWORD + "@cache:6380/0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:flower-SECRET-1")
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:flower-SECRET-1,dev:flower-SECRET-3")
     monkeypatch.setenv("API_TOKEN", "ci:token-SECRET-2")
     text = (f"pw@{PASSWORD} pw%40{PASSWORD} {AWS_SECRET} {json.dumps({'k': AWS_SECRET})} "
-            "flower-SECRET-1 Bearer ci:token-SECRET-2 (users ops and ci)")
-    assert settings.redact(text) == '*** *** *** {"k": "***"} *** Bearer ci:*** (users ops and ci)'
+            "flower-SECRET-1 flower-SECRET-3 Bearer ci:token-SECRET-2 (users ops, dev and ci)")
+    assert settings.redact(text) == ('*** *** *** {"k": "***"} *** *** Bearer ci:*** '
+                                     '(users ops, dev and ci)')
 
 
 def test_a_short_secret_is_masked_in_urls_but_not_searched_for_in_free_text(monkeypatch):
