@@ -10,25 +10,93 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
+from redis.connection import SSLConnection, parse_url
+
+from app.refusals import CHECK_TIMEOUT, caused_by, network_trouble
+from app.settings import redact
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
     """Whether a Redis at ``url`` replies to PING within ``timeout`` seconds."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return refusal(url, timeout) is None
+
+
+def refusal(url: str, timeout: float = 0.5) -> str | None:
+    """Why Redis at ``url`` does not reply to PING within ``timeout`` seconds, in an operator's
+    words (the password masked); None when it does."""
     try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except ValueError as error:
+        return f"REDIS_URL={redact(url)} is not a Redis URL: {redact(str(error))}"
+    try:
+        client.ping()
+        return None
+    except (redis.RedisError, OSError) as error:
+        return explain(url, error, timeout)
     finally:
         client.close()
+
+
+def explain(url: str, error: Exception, timeout: float) -> str:
+    """``error``, met talking to Redis at ``url``, as one sentence an operator can act on.
+
+    The rows, in order: the login; the TLS files ``url`` names; one side speaking TLS and the
+    other not (asked of the server again, the other way); then the network.
+    """
+    where = f"Redis at {redact(url)}"
+    options = parse_url(url)
+    host, port = options.get("host", "localhost"), options.get("port", 6379)
+    tls = options.get("connection_class") is SSLConnection
+    if isinstance(error, redis.AuthenticationError):
+        if options.get("password") is None:
+            return f"{where} demands a password, and REDIS_URL gives none"
+        return (f"{where} refused the login of user {options.get('username') or 'default'}: "
+                "wrong user or password")
+    unreadable = [f"{name}={options[name]}" for name in ("ssl_ca_certs", "ssl_certfile",
+                                                         "ssl_keyfile")
+                  if options.get(name) and not Path(options[name]).is_file()]
+    if tls and unreadable:
+        return f"{where}: cannot read {', '.join(unreadable)}"
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)) and not caused_by(
+            error, ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError):
+        # The server was reached, and the talk broke off: maybe one side wanted TLS.
+        if tls and _answers_plain(host, port, timeout):
+            return f"{where} does not offer TLS: it answers without it (use redis://)"
+        if not tls and _completes_tls_handshake(host, port, timeout):
+            return f"{where} wants TLS: it refuses plain connections (use rediss://)"
+    ca_file = options.get("ssl_ca_certs")
+    trusted = (f"the CA file {ca_file}" if ca_file else
+               "this machine's CA certificates (ssl_ca_certs=<file> in REDIS_URL names others)")
+    trouble = network_trouble(error, host, port, timeout, trusted)
+    return f"{where}: {trouble or redact(f'{type(error).__name__}: {error}')}"
+
+
+def _answers_plain(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` replies to a plain-text PING (with anything: +PONG, -NOAUTH...)."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(1)[:1] in (b"+", b"-")
+    return False
+
+
+def _completes_tls_handshake(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (whoever its certificate is from)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout) as sock:
+        with context.wrap_socket(sock, server_hostname=host):
+            return True
+    return False
 
 
 def free_port() -> int:
@@ -84,17 +152,18 @@ def ensure_redis(url: str | None, private: bool = True) -> Iterator[str]:
 
     An explicitly configured URL that does not answer is an error, not a reason to start
     another server: the user asked for that one. So is no answer when ``private`` is false
-    (``SERVICES`` without ``redis``: this host uses another's Redis).
+    (``SERVICES`` without ``redis``: this host uses another's Redis). The error says why, in
+    :func:`explain`'s words.
     """
     if url:
-        if not answers(url):
-            raise RuntimeError(f"REDIS_URL={url} does not answer")
+        if trouble := refusal(url, CHECK_TIMEOUT):
+            raise RuntimeError(trouble)
         yield url
-    elif answers(DEFAULT_URL):
+    elif not (trouble := refusal(DEFAULT_URL)):
         yield DEFAULT_URL
     elif not private:
-        raise RuntimeError(f"nothing answers on {DEFAULT_URL} and SERVICES leaves out redis: "
-                           "set REDIS_URL, or add redis to SERVICES")
+        raise RuntimeError(f"{trouble}, and SERVICES leaves out redis: set REDIS_URL, or add "
+                           "redis to SERVICES")
     else:
         with private_redis() as private_url:
             yield private_url

@@ -1,9 +1,10 @@
 """Run the whole system in the foreground: ``python -m app.runner`` (what ``make run`` does).
 
-Finds Redis or starts a private one, then starts the processes of the Procfile that
-``SERVICES`` names. Each child runs in its own process group, so that stopping the group also
-stops what the child spawned (prefork pool processes, gunicorn workers), and each line it
-prints is shown after its name. A child that dies is restarted, after a back-off, with a line
+Checks ``PIPELINE_HOME`` and finds Redis or starts a private one (a home or a Redis that
+refuses us ends the run at once, with one line saying why), then starts the processes of the
+Procfile that ``SERVICES`` names. Each child runs in its own process group, so that stopping
+the group also stops what the child spawned (prefork pool processes, gunicorn workers), and
+each line it prints is shown after its name, secrets masked. A child that dies is restarted, after a back-off, with a line
 naming it, how it ended and the restart count; one that dies ``MAX_QUICK_DEATHS`` times in a
 row within ``MIN_UPTIME`` seconds of its start, or cannot be started, ends the run with an
 error. SIGINT/SIGTERM end it too. Either way every group gets SIGTERM, then SIGKILL after
@@ -28,9 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kombu.utils.url import maybe_sanitize_url
-
-from app import settings
+from app import settings, storage
 from app.observe.multiproc import (MULTIPROC_VARIABLE, WEB_METRICS_VARIABLE,
                                    multiproc_directory)
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
@@ -133,8 +132,13 @@ def web_server(home: str | Path, log: Path, app_spec: str = WEB_APP) -> Iterator
 
 
 def write(name: str, width: int, line: bytes) -> None:
-    """Print one line after ``name`` padded to ``width``, as honcho and foreman do."""
-    sys.stdout.buffer.write(f"{name:<{width}} | ".encode() + line.rstrip(b"\n") + b"\n")
+    """Print one line after ``name`` padded to ``width``, as honcho and foreman do.
+
+    Masked on the way: the last net under what a child prints outside our logging (a
+    traceback at import, Flower's and gunicorn's own lines).
+    """
+    text = settings.redact(line.rstrip(b"\n").decode(errors="surrogateescape"))
+    sys.stdout.buffer.write(f"{name:<{width}} | {text}\n".encode(errors="surrogateescape"))
     sys.stdout.buffer.flush()
 
 
@@ -325,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             environment = settings.load()
             # A declaration that cannot be used stops the run before anything starts.
             dataset = environment.dataset()
+            if trouble := storage.refusal(environment.pipeline_home):
+                raise RuntimeError(trouble)
             redis_url = stack.enter_context(ensure_redis(
                 os.environ.get("REDIS_URL"), private="redis" in environment.services))
         except (ValueError, RuntimeError) as error:
@@ -334,10 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         processes = {name: command for name, command in processes.items()
                      if name in environment.services or name not in settings.SERVICES}
         home = environment.pipeline_home
-        if environment.local_home is not None:
-            environment.local_home.mkdir(parents=True, exist_ok=True)
-        # The URL may hold Redis's password: the line shows it masked, as Celery does.
-        say(width, f"Redis at {maybe_sanitize_url(redis_url)}; PIPELINE_HOME={home}; "
+        say(width, f"Redis at {settings.redact(redis_url)}; PIPELINE_HOME={settings.redact(home)}; "
                    f"SERVICES={','.join(environment.services)}; DATASET={dataset.name} "
                    f"({dataset.source})")
         # The web processes' metric files: emptied now, so no figure of a past run is counted.

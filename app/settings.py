@@ -6,11 +6,14 @@ that sets the environment first always sees its own values.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # fsspec is slow to import, and the command line's sample never needs it
     from app.dataset import Dataset
@@ -73,6 +76,61 @@ def split_password(url: str) -> tuple[str, str | None]:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{parts.username}@{host}" if parts.username else host
     return urlunsplit(parts._replace(netloc=netloc)), parts.password
+
+
+MASK = "***"
+# The environment's secrets: the passwords of the URLs these variables hold, and the values of
+# these others (for a ``name:secret`` pair, the part after the first colon: the name is no secret).
+SECRET_URL_VARIABLES = ("REDIS_URL", "PIPELINE_HOME", "AWS_ENDPOINT_URL", "PIPELINE_URL",
+                        "FLASK_FLOWER_URL")
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "FLOWER_BASIC_AUTH",
+                    "API_TOKEN")
+# A shorter secret is too likely to be an ordinary word ("redis", "admin") to be masked wherever
+# it appears in free text; it is still masked where a URL holds it.
+MIN_SECRET_LENGTH = 8
+# scheme://user:password@ ; the password may hold '@' (unquoted), never '/', ';' (which
+# separates the URLs of a Sentinel list) or white space.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/;]*:)[^\s/;]*@")
+_SECRET_PARAMETER = re.compile(r"(?P<head>[?&][^=&\s]*(?:password|secret|token)[^=&\s]*=)[^&#;\s]*",
+                               re.IGNORECASE)
+
+
+def known_secrets() -> set[str]:
+    """The secrets this process was given in its environment (see SECRET_VARIABLES), as they
+    appear raw, URL-encoded in a URL and escaped in JSON, at least MIN_SECRET_LENGTH long."""
+    found = set()
+    for name in SECRET_URL_VARIABLES:
+        for url in (os.environ.get(name) or "").split(";"):
+            # A malformed URL must not make every log line fail; its password is still masked
+            # by the URL pattern.
+            with contextlib.suppress(ValueError):
+                found.add(split_password(url)[1] or "")
+    for name in SECRET_VARIABLES:
+        # FLOWER_BASIC_AUTH may list several users: "ops:pw1,dev:pw2".
+        for value in (os.environ.get(name) or "").split(","):
+            found.add(value.partition(":")[2] or value)
+    forms = {form for secret in found
+             for form in (secret, unquote(secret), json.dumps(unquote(secret))[1:-1])}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret in it replaced by ``***``: the password of each URL, the value
+    of each query parameter named like a password, secret or token, and each of
+    :func:`known_secrets` wherever it appears. The one function every line, page and stored
+    error goes through before it leaves a process.
+
+    >>> redact("Redis at rediss://pipeline:s3cret@cache:6380/0?ssl_cert_reqs=required")
+    'Redis at rediss://pipeline:***@cache:6380/0?ssl_cert_reqs=required'
+    >>> redact("sentinel://:pw@h1:26379;sentinel://:pw@h2:26379/0")
+    'sentinel://:***@h1:26379;sentinel://:***@h2:26379/0'
+    >>> redact("redis://cache:6379/0?password=s3cret&db=1")
+    'redis://cache:6379/0?password=***&db=1'
+    """
+    text = _SECRET_PARAMETER.sub(rf"\g<head>{MASK}", _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text))
+    for secret in sorted(known_secrets(), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def home_url(raw: str) -> str:

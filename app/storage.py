@@ -26,9 +26,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from app.refusals import CHECK_TIMEOUT, network_trouble
+from app.settings import redact
 
 # A name in a key: anything a file may be called (a user's file dropped in the inbox may have
 # spaces or accents), but no separator, and no leading dot: that keeps ``..`` out, and hides
@@ -315,3 +319,60 @@ def open_storage(url: str | Path) -> Storage:
 
 def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(url, use_listings_cache=False, skip_instance_cache=True)
+
+
+def refusal(url: str) -> str | None:
+    """Why the storage ``url`` names cannot be used, in an operator's words; None when it can.
+
+    A local folder is made if need be. An S3 prefix is listed once, without retries, with the
+    endpoint and keys every process will use (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``): a wrong key, an unknown bucket or an endpoint that does not
+    answer stops `make run` before it starts, instead of failing every task after.
+    """
+    where = f"PIPELINE_HOME={redact(url)}"
+    if "://" not in url:
+        try:
+            Path(url).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return f"{where}: cannot make the folder: {error.strerror}"
+        return None if os.access(url, os.W_OK) else f"{where}: the folder is not writable"
+    if not url.startswith("s3://"):
+        return None
+    # botocore takes a second to import, and only S3 needs it.
+    from botocore import exceptions
+    from botocore.config import Config
+    from botocore.session import get_session
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    session = get_session()
+    client = session.create_client("s3", config=Config(
+        connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT,
+        retries={"total_max_attempts": 1}))
+    server = f"S3 at {redact(client.meta.endpoint_url)}"
+    credentials = session.get_credentials()
+    key = credentials.access_key if credentials else None
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        return None
+    except exceptions.NoCredentialsError:
+        return f"{where}: no S3 keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    except exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        words = {
+            "InvalidAccessKeyId": f"{server} does not know the access key {key} "
+                                  "(AWS_ACCESS_KEY_ID)",
+            "SignatureDoesNotMatch": f"{server} refused the secret key of access key {key}: "
+                                     "AWS_SECRET_ACCESS_KEY is wrong",
+            "NoSuchBucket": f"{server} has no bucket {bucket}",
+            "AccessDenied": f"{server} denies access key {key} the listing of bucket {bucket}",
+        }.get(code)
+        return f"{where}: {words or redact(f'{server} refused the listing: {error}')}"
+    except exceptions.BotoCoreError as error:
+        endpoint = urlsplit(client.meta.endpoint_url)
+        ca_bundle = session.get_config_variable("ca_bundle")
+        trusted = f"the CA file {ca_bundle}" if ca_bundle else "botocore's CA certificates"
+        trouble = network_trouble(error, endpoint.hostname, endpoint.port or (
+            443 if endpoint.scheme == "https" else 80), CHECK_TIMEOUT, trusted)
+        return f"{where}: {server}: {trouble or redact(str(error))}"
+    finally:
+        client.close()

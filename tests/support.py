@@ -16,6 +16,64 @@ S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "test
                   "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def tls_files(folder) -> dict[str, str]:
+    """A throw-away CA, a server certificate it signed for 127.0.0.1 and localhost, and a
+    second CA that signed nothing: the paths, under ``folder``, as ``ca``, ``cert``, ``key``
+    and ``other_ca``."""
+    import datetime
+    import ipaddress
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, key, issuer, issuer_key, ca, names=()):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                   # Python 3.13's strict checks want both key identifiers.
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                  critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                       issuer_key.public_key()), critical=False))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(names)),
+                                            critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(name, data):
+        (folder / name).write_bytes(data)
+        return str(folder / name)
+
+    def self_signed(name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        return key, certificate(name, key, name, key, ca=True)
+
+    ca_key, ca = self_signed("pipeline test CA")
+    _, other_ca = self_signed("pipeline test other CA")
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = certificate("127.0.0.1", server_key, "pipeline test CA", ca_key, ca=False,
+                         names=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                x509.DNSName("localhost")])
+    pem = serialization.Encoding.PEM
+    return {"ca": write("ca.crt", ca.public_bytes(pem)),
+            "other_ca": write("other-ca.crt", other_ca.public_bytes(pem)),
+            "cert": write("server.crt", server.public_bytes(pem)),
+            "key": write("server.key", server_key.private_bytes(
+                pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption()))}
+
+
 def arrive(home, batch_id, frame=None, seed=None, n=1000):
     """A batch received and normalized, as ingest or generate then normalize leave it."""
     from app.data.batches import normalize_batch, receive_batch

@@ -42,10 +42,13 @@ def test_sample_rejects_bad_counts_with_usage(args):
 def test_evaluate_without_redis_runs_here_and_says_there_is_no_model(tmp_path):
     from app.redis_server import free_port
 
+    port = free_port()
     result = run_cli("evaluate", env={"PIPELINE_HOME": str(tmp_path),
-                                      "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+                                      "REDIS_URL": f"redis://:redis-SECRET-1@127.0.0.1:{port}/0"})
     assert result.returncode == 1
-    assert "does not answer; evaluating in this process" in result.stderr
+    assert (f"Redis at redis://:***@127.0.0.1:{port}/0: nothing listens on 127.0.0.1:{port} "
+            "(connection refused); evaluating in this process") in result.stderr
+    assert "redis-SECRET-1" not in result.stderr
     assert "error: no model has been trained yet" in result.stderr
 
 

@@ -16,13 +16,14 @@ import sys
 import click
 
 from app.cli.client import ApiClient, ApiError
+from app.settings import redact
 
 
 class CommandError(click.ClickException):
     """A failure of the command (not of its usage): ``error: ...``, exit status 1."""
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+        click.echo(f"error: {redact(self.format_message())}", err=True, file=file)
 
 
 class InputError(CommandError):

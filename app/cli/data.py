@@ -53,14 +53,13 @@ def sample(n: int, seed: int | None, drift: str, batch: int, drift_after: int) -
 def run_evaluation(version: int | None, n: int, wait: float,
                    baseline_version: int | None = None) -> dict:
     """Run ``pipeline.evaluate`` on a worker, or here when no worker answers."""
-    from app.redis_server import answers
+    from app.redis_server import refusal
     from app.tasks.pipeline import evaluate as evaluate_task
     from worker import app as celery_app
 
     kwargs = {"version": version, "n": n, "baseline_version": baseline_version}
-    broker = celery_app.conf.broker_url
-    if not answers(broker):
-        click.echo(f"Redis at {broker} does not answer; evaluating in this process.", err=True)
+    if trouble := refusal(celery_app.conf.broker_url):
+        click.echo(f"{trouble}; evaluating in this process.", err=True)
     elif not celery_app.control.ping(timeout=1.0):
         click.echo("No Celery worker answered; evaluating in this process.", err=True)
     else:

@@ -202,10 +202,13 @@ class PipelineTask(Task):
         batch_id = self.batch_of(args, kwargs)
         try:
             result = super().__call__(*args, **kwargs)
-        except Retry:
+        except Retry as retry:
+            if retry.exc is not None:
+                _mask_secrets(retry.exc)
             self._log_end("retry", started, batch_id, None, "retried")
             raise
         except Exception as error:
+            _mask_secrets(error)
             self._log_end("failure", started, batch_id, None, f"{type(error).__name__}: {error}")
             raise
         version = result if isinstance(result, int) and not isinstance(result, bool) else (
@@ -224,6 +227,14 @@ class PipelineTask(Task):
             (line.error if outcome == "failure" else line.warning)("{} error={}", text, error)
         else:
             line.info("{}", text)
+
+
+def _mask_secrets(error: BaseException) -> None:
+    """Mask the secrets in ``error``'s text, in place, before Celery stores it as the task's
+    result, sends it to Flower and on_failure writes it to the ledger: a library's error may
+    quote the URL it could not reach, password and all."""
+    error.args = tuple(settings.redact(arg) if isinstance(arg, str) else arg
+                       for arg in error.args)
 
 
 def _renew(lock, done: threading.Event) -> None:

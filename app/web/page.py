@@ -16,6 +16,7 @@ from markupsafe import Markup
 from app.data.ledger import Ledger
 from app.dataset import Dataset, figure, number_text
 from app.observe.curve import Point, learning_curve
+from app.settings import redact
 from app.web.openapi import documented
 from app.web.serving import get_home, get_model_holder
 
@@ -162,7 +163,8 @@ def _reports(home) -> list[str]:
 def _flower_url() -> str:
     configured = current_app.config.get("FLOWER_URL")
     if configured:
-        return configured
+        # Anyone who reaches this page may read it: a password in the URL stays out.
+        return redact(configured)
     host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
     return f"{request.scheme}://{host}:{current_app.config['FLOWER_PORT']}/"
 

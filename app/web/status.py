@@ -10,6 +10,7 @@ from flask import Blueprint, current_app
 from app import settings
 from app.data.batches import PENDING_TRAIN
 from app.observe import metrics
+from app.redis_server import explain
 from app.web.openapi import documented
 from app.web.serving import get_home
 
@@ -17,25 +18,28 @@ bp = Blueprint("status", __name__)
 
 # A batch is due every GENERATE_EVERY seconds; this many periods without one is a stall.
 STALE_PERIODS = 3
+# Seconds Redis has to answer before the queues are reported as what went wrong.
+REDIS_TIMEOUT = 2
 
 
 def _redis() -> redis.Redis:
     client = current_app.extensions.get("status_redis")
     if client is None:
         client = current_app.extensions["status_redis"] = redis.Redis.from_url(
-            current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+            current_app.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT)
     return client
 
 
 def queue_lengths() -> dict:
     """Messages waiting in each Celery queue, and batches waiting to be trained; an ``error``
-    instead when Redis does not answer (the rest of the status still does)."""
+    instead when Redis does not answer, saying why (the rest of the status still does)."""
     names = [queue.name for queue in current_app.extensions["celery"].conf.task_queues or ()]
     try:
         lengths = metrics.queue_lengths(_redis(), names)
         pending = _redis().scard(PENDING_TRAIN)
     except (redis.RedisError, OSError) as error:
-        return {"error": f"Redis does not answer: {type(error).__name__}"}
+        return {"error": explain(current_app.config["REDIS_URL"], error, REDIS_TIMEOUT)}
     return {**lengths, "pending_train": pending}
 
 

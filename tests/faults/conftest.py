@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from app import redis_server as redis_servers
 from app.lifecycle.home import Home
 from app.redis_server import free_port
 from app.runner import PROCFILE, read_procfile
-from tests.support import wait_for
+from tests.support import tls_files, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fast enough that a test sees many batches; small enough that training stays quick.
@@ -38,27 +39,66 @@ FAST = {"GENERATE_EVERY": "1", "BATCH_SIZE": "200"}
 
 
 class RedisServer:
-    """A ``redis-server`` on a fixed loopback port, no persistence: a restart loses everything."""
+    """A ``redis-server`` on a fixed loopback port, no persistence: a restart loses everything.
 
-    def __init__(self, workdir: Path, password: str | None = None):
+    With ``password`` it demands one: of ``user``, an ACL user (the default user is then off),
+    or of the default user. With ``tls`` it speaks TLS only, with a certificate from a CA of
+    its own (``tls["ca"]``; ``tls["other_ca"]`` signed nothing), and ``url`` names that CA.
+    Changing ``password`` takes effect at the next start.
+    """
+
+    def __init__(self, workdir: Path, password: str | None = None, user: str | None = None,
+                 tls: bool = False):
         self.binary = redis_servers.find_server()
         if self.binary is None:
             pytest.skip("the fault suite needs redis-server on PATH (apt-get install redis-server)")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.password = password
-        auth = f":{password}@" if password else ""
-        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+        self.password, self.user = password, user
+        self.tls = tls_files(workdir / "tls") if tls else None
         self.process: subprocess.Popen | None = None
 
+    @property
+    def url(self) -> str:
+        auth = f"{self.user or ''}:{self.password}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return (f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls['ca']}"
+                "&ssl_cert_reqs=required")
+
+    def _options(self) -> list[str]:
+        if self.tls is None:
+            options = ["--port", str(self.port)]
+        else:
+            options = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no",
+                       "--tls-cert-file", self.tls["cert"], "--tls-key-file", self.tls["key"],
+                       "--tls-ca-cert-file", self.tls["ca"]]
+        if self.password and self.user:
+            acl = self.workdir / "users.acl"
+            acl.write_text(f"user default off\nuser {self.user} on >{self.password} ~* &* +@all\n")
+            options += ["--aclfile", str(acl)]
+        elif self.password:
+            options += ["--requirepass", self.password]
+        return options
+
     def start(self) -> None:
+        log = self.workdir / "redis.log"
+        log.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir),
-             *(["--requirepass", self.password] if self.password else [])],
+            [self.binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir), "--logfile", str(log), *self._options()],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: redis_servers.answers(self.url), timeout=10, what="redis-server")
+
+        def up():
+            if self.process.poll() is not None:
+                output = log.read_text(errors="replace") if log.exists() else ""
+                if self.tls is not None and "TLS" in output:
+                    pytest.skip(f"this redis-server cannot serve TLS: {output.strip()[-300:]}")
+                pytest.fail(f"redis-server ended at start: {output[-2000:]}")
+            return redis_servers.answers(self.url)
+
+        wait_for(up, timeout=10, what="redis-server")
 
     def kill(self) -> None:
         """SIGKILL, as a crash or the OOM killer would: nothing is saved."""
@@ -80,13 +120,18 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
 
 @pytest.fixture
 def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
 
 
 def procfile(path: Path, extra: dict[str, str] | None = None,
@@ -181,6 +226,19 @@ class System:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.output()
+
+
+def redis_values(client: redis.Redis) -> Iterator[tuple[bytes, bytes]]:
+    """Every key in ``client``'s database with each value it holds (task results, queued
+    messages, sets, hashes), for a search of everything the system stored."""
+    readers = {"string": lambda key: [client.get(key)],
+               "list": lambda key: client.lrange(key, 0, -1),
+               "hash": lambda key: list(client.hgetall(key).values()),
+               "set": lambda key: list(client.smembers(key)),
+               "zset": lambda key: client.zrange(key, 0, -1)}
+    for key in client.scan_iter("*"):
+        for value in readers.get(client.type(key).decode(), lambda _: [])(key):
+            yield key, value
 
 
 def assert_trained_once(home: Home) -> dict[str, int]:

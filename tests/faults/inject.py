@@ -12,6 +12,8 @@ Nothing here runs unless its variable is set; each names a generated batch by it
   every time, past any time limit a test sets.
 - ``FAULT_TRAIN_TIME_LIMITS=SOFT,HARD``: pipeline.train's time limits in seconds, instead of
   celeryconfig's (which, set on the tasks, win over the worker's --time-limit options).
+- ``FAULT_LEAKY_NORMALIZE=N``: normalizing batch N fails, every time, with an error that quotes
+  ``REDIS_URL`` and ``AWS_SECRET_ACCESS_KEY``, as a library's error may quote what it was given.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import time
 
 from loguru import logger
 
+import app.tasks.pipeline
 from app.lifecycle.learning import Learner
 from app.storage import Storage
 
 _train = Learner.train
+_normalize_batch = app.tasks.pipeline.normalize_batch
 _stall_next_artifact = False
 
 
@@ -60,6 +64,14 @@ def train(self: Learner, batch_ids: list[str]):
     return _train(self, batch_ids)
 
 
+def normalize_batch(lake, ledger, batch_id: str):
+    number = _number("FAULT_LEAKY_NORMALIZE")
+    if number is not None and ledger.get(batch_id).get("generated_number") == number:
+        raise RuntimeError(f"lost {os.environ['REDIS_URL']} while reading with the key "
+                           f"{os.environ.get('AWS_SECRET_ACCESS_KEY')}")
+    return _normalize_batch(lake, ledger, batch_id)
+
+
 def _write_bytes(write):
     def write_bytes(self, key: str, data: bytes) -> None:
         global _stall_next_artifact
@@ -74,6 +86,7 @@ def _write_bytes(write):
 
 
 Learner.train = train
+app.tasks.pipeline.normalize_batch = normalize_batch
 if _limits := os.environ.get("FAULT_TRAIN_TIME_LIMITS"):
     from worker import app
 

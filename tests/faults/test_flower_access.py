@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from flower.urls import handlers
 
-from tests.faults.conftest import RedisServer
+from tests.faults.conftest import RedisServer, redis_values
 from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
@@ -62,10 +62,9 @@ def request(url: str, method: str = "GET", credentials: str | None = None) -> tu
 
 @pytest.fixture
 def secret_redis(tmp_path):
-    server = RedisServer(tmp_path / "secret-redis", password=f"redis-pw-{secrets.token_hex(8)}")
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer(tmp_path / "secret-redis",
+                     password=f"redis-pw-{secrets.token_hex(8)}") as server:
+        yield server
 
 
 @pytest.fixture
@@ -111,13 +110,8 @@ def test_flower_refuses_every_route_without_the_password_and_never_shows_redis_p
         assert password not in body, f"{page} shows the Redis password"
 
     # Task results as stored, and every line the run printed (runner, worker, beat, Flower).
-    for key in client.scan_iter("*"):
-        kind = client.type(key).decode()
-        values = {"string": lambda: [client.get(key)], "list": lambda: client.lrange(key, 0, -1),
-                  "hash": lambda: list(client.hgetall(key).values()),
-                  "set": lambda: list(client.smembers(key)),
-                  "zset": lambda: client.zrange(key, 0, -1)}.get(kind, lambda: [])()
-        assert not any(password.encode() in value for value in values), f"{key!r} holds it"
+    for key, value in redis_values(client):
+        assert password.encode() not in value, f"{key!r} holds it"
     output = system.stop()
     assert "flower" in output and "worker" in output
     leaked = [line for line in output.splitlines() if password in line]
