@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # fsspec is slow to import, and the command line's sample nev
     from app.storage import Storage
 
 DRIFT_SCENARIOS = ("none", "sudden", "gradual", "covariate")
+# The most records one batch may hold (BATCH_SIZE, a generate task's batch_size, a batch a
+# command writes to the store directly).
+MAX_BATCH_SIZE = 1_000_000
 # The roles `make run` can start on one host; `redis` is the private Redis (see app.runner).
 SERVICES = ("redis", "worker", "beat", "web", "flower")
 
@@ -131,6 +134,18 @@ def redact(text: str) -> str:
     for secret in sorted(known_secrets(), key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def fingerprint(url: str) -> str:
+    """A short name for ``url`` that reveals nothing of it: two processes tell whether they use
+    the same store or Redis by comparing these (``GET /status``).
+
+    >>> fingerprint("redis://127.0.0.1:6379/0")
+    '27399e8594c34d7c'
+    """
+    import hashlib
+
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def home_url(raw: str) -> str:

@@ -11,8 +11,10 @@ import click
 from app.cli import CommandError, Context, cli
 from app.cli.client import ApiError
 from app.cli.files import FileProblem, Progress, RecordFile, body
+from app.settings import MAX_BATCH_SIZE
 from app.data.files import FileProblem as BrokenFile
 
+# The most records a batch holds through the web app (one /ingest).
 MAX_BATCH = 10_000
 SETTLED_POLL = 0.25
 
@@ -20,7 +22,7 @@ SETTLED_POLL = 0.25
 def _default_batch_size() -> int:
     from app import settings
 
-    return min(settings.load().batch_size, MAX_BATCH)
+    return settings.load().batch_size
 
 
 def describe(batch: dict) -> str:
@@ -64,10 +66,83 @@ class Settled:
             self.waiting.popleft()
 
 
+class ThroughTheApi:
+    """Each chunk a ``POST /ingest``: what any client that reaches the web app can do."""
+
+    limit = MAX_BATCH
+
+    def __init__(self, obj: Context, dataset):
+        self.obj, self.dataset = obj, dataset
+
+    def describe(self) -> str:
+        return (f"sending batches to {self.obj.client.base_url}/ingest (the web app takes "
+                f"{self.limit:,} records a request)")
+
+    def send(self, chunk) -> str:
+        return self.obj.client.request("POST", "/ingest", raw=body(chunk, self.dataset))["batch_id"]
+
+
+class IntoTheStore:
+    """Each chunk written to the system's own lake and ledger, and sent on through its own
+    Redis, as the inbox does: no JSON, no HTTP, batches as large as the machine takes."""
+
+    limit = MAX_BATCH_SIZE
+
+    def __init__(self, environment):
+        from app.lifecycle.home import Home
+        from worker import app as celery_app
+
+        self.environment, self.celery = environment, celery_app
+        self.home = Home(environment.storage())
+
+    def describe(self) -> str:
+        from app.settings import redact
+
+        return (f"writing batches to the system's store at {redact(self.home.url)} directly "
+                "(it is reachable from here)")
+
+    def send(self, chunk) -> str:
+        from kombu.exceptions import OperationalError
+
+        from app.data.batches import discard_batch, receive_chunk
+        from app.data.generator import new_batch_id
+        from app.queueing import check_and_learn
+
+        batch_id = new_batch_id()
+        receive_chunk(self.home.lake, self.home.ledger, batch_id, chunk, source="ingest")
+        try:
+            check_and_learn(self.celery, batch_id)
+        except (OperationalError, OSError) as error:
+            discard_batch(self.home.lake, self.home.ledger, batch_id)
+            raise ApiError(f"the task queue (Redis) cannot be reached, so the batch was not "
+                           f"kept: {type(error).__name__}") from None
+        return batch_id
+
+
+def way_in(obj: Context, dataset):
+    """Straight into the store when this machine reaches the system's own store and Redis
+    (the fingerprints ``GET /status`` gives match this environment's, and both answer);
+    through the web app otherwise."""
+    from app import redis_server, settings, storage
+
+    environment = settings.load()
+    try:
+        theirs = obj.client.request("GET", "/status").get("fingerprints") or {}
+    except ApiError:
+        return ThroughTheApi(obj, dataset)  # which will say what is wrong
+    ours = {"home": settings.fingerprint(environment.pipeline_home),
+            "redis": settings.fingerprint(environment.redis_url)}
+    if (theirs == ours and storage.refusal(environment.pipeline_home) is None
+            and redis_server.answers(environment.redis_url)):
+        return IntoTheStore(environment)
+    return ThroughTheApi(obj, dataset)
+
+
 @cli.command()
 @click.argument("file", metavar="FILE")
-@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=None,
-              help="Records per batch (default: BATCH_SIZE, 1000).")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
+              help="Records per batch (default: BATCH_SIZE, 1000; at most 10,000 through the "
+                   "web app).")
 @click.option("--wait", type=float, default=120.0, show_default=True,
               help="Seconds to wait, at the end, for the last batches to be checked.")
 @click.pass_obj
@@ -77,19 +152,25 @@ def ingest(obj: Context, file: str, batch_size: int | None, wait: float) -> None
     Each batch goes through normalize and train as a generated one does; rows that fail the
     checks are quarantined, not refused. Prints each batch id with its clean and quarantined
     counts. A failure midway leaves the batches sent before it whole, and none half-sent.
+
+    When this machine reaches the system's own store (PIPELINE_HOME) and Redis (REDIS_URL),
+    the batches are written there directly; otherwise they go through the web app's /ingest.
+    The first line says which.
     """
-    size = batch_size or _default_batch_size()
     # The columns the running system learns: a file whose header lacks one is refused up front.
     dataset = obj.dataset()
-    settled = Settled(obj)
-    sent: list[str] = []
-    rows = 0
+    sender = way_in(obj, dataset)
+    size = min(batch_size or _default_batch_size(), sender.limit)
     with RecordFile(file, size, required=tuple(dataset.learnt_columns)) as records:
+        click.echo(f"{file}: {sender.describe()}, {size:,} records each", err=True)
+        settled = Settled(obj)
+        sent: list[str] = []
+        rows = 0
         with Progress(records.length, "ingesting") as bar:
             try:
                 for chunk in records.chunks():
                     try:
-                        answer = obj.client.request("POST", "/ingest", raw=body(chunk, dataset))
+                        batch_id = sender.send(chunk)
                     except ApiError as error:
                         problem = _midway(file, chunk.first_row, sent, rows,
                                           f"were not ingested: {error}")
@@ -97,8 +178,8 @@ def ingest(obj: Context, file: str, batch_size: int | None, wait: float) -> None
                     if chunk.malformed:
                         click.echo(f"{file}: {len(chunk.malformed):,} malformed line(s) "
                                    f"skipped, not sent: {chunk.malformed[0]}", err=True)
-                    sent.append(answer["batch_id"])
-                    settled.waiting.append(answer["batch_id"])
+                    sent.append(batch_id)
+                    settled.waiting.append(batch_id)
                     rows += len(chunk)
                     bar.to(chunk.progress)
                     settled.report(deadline=None)

@@ -76,8 +76,10 @@ def receive_chunk(lake: DataLake, ledger: Ledger, batch_id: str, chunk: Chunk,
                       malformed_examples=chunk.malformed[:MAX_MALFORMED_SHOWN])
     if chunk.raw_format == "json":
         return receive_records(lake, ledger, batch_id, chunk.records, source, **fields)
-    return receive_batch(lake, ledger, batch_id, chunk.frame, source,
-                         raw_format=chunk.raw_format, **fields)
+    # A batch id a file carries names the batch it once was: the rows' batch is this one.
+    frame = chunk.frame.drop(columns=[BATCH_COLUMN], errors="ignore")
+    return receive_batch(lake, ledger, batch_id, frame, source, raw_format=chunk.raw_format,
+                         **fields)
 
 
 def _arrive(lake: DataLake, ledger: Ledger, batch_id: str, write_rows, source: str,

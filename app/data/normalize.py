@@ -57,16 +57,6 @@ def tidy_codes(values) -> tuple[np.ndarray, np.ndarray]:
     return np.append(tidied_codes, -1)[codes], np.asarray(categories, dtype=object)
 
 
-def tidy_categories(values) -> np.ndarray:
-    """:func:`tidy_category` over a column of text, computed once per distinct value.
-
-    >>> tidy_categories(["sÃO paulo", "São  Paulo", "Recife"]).tolist()
-    ['São Paulo', 'São Paulo', 'Recife']
-    """
-    codes, categories = tidy_codes(values)
-    return np.append(categories, None)[codes]  # code -1 (a missing value) picks the None
-
-
 @dataclass(frozen=True)
 class Normalized:
     clean: pd.DataFrame
@@ -97,7 +87,7 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     """
     dataset = dataset or builtin()
     fields = list(dataset.columns)
-    raw = schema.plain_text(raw.reset_index(drop=True))
+    raw = schema.with_timestamps_read(schema.plain_text(raw.reset_index(drop=True)))
     verdict = schema.check(raw, dataset, batch_id)
     reasons = verdict.reasons
     present = raw.drop(columns=verdict.unknown_fields)
@@ -113,8 +103,8 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
             numbers = schema.as_numbers(present[feature.name]).fillna(0)
             clean[feature.name] = numbers.astype("int64") if feature.whole else numbers
         else:
-            text = schema.trimmed(present[feature.name])
-            clean[feature.name] = pd.Series(tidy_categories(text), index=raw.index)
+            codes, categories = tidy_codes(schema.trimmed(present[feature.name]))
+            clean[feature.name] = pd.Categorical.from_codes(codes, categories=categories)
     clean[dataset.target] = schema.as_numbers(present[dataset.target])
     given = present[TIMESTAMP].notna()
     timestamp = schema.as_timestamps(present[TIMESTAMP])
@@ -163,10 +153,11 @@ def holdout_mask(clean: pd.DataFrame, dataset: Dataset) -> np.ndarray:
     """
     if clean.empty:
         return np.zeros(0, dtype=bool)
-    # One form whatever the dtypes a frame arrived with: numbers as floats, categories as text.
+    # One form whatever the dtypes a frame arrived with: numbers as floats, categories as
+    # categoricals (hashed by their values, once each: the same hashes as their text).
     content = pd.DataFrame(
         {name: (clean[name].to_numpy(dtype=float) if name in dataset.number_columns
-                else clean[name].astype(str).to_numpy(dtype=object))
+                else clean[name].astype("category"))
          for name in dataset.learnt_columns})
     hashes = pd.util.hash_pandas_object(content, index=False).to_numpy()
     return hashes % HOLDOUT_EVERY == 0

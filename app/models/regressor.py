@@ -124,7 +124,12 @@ class IncrementalRidge(RegressorMixin, BaseEstimator):
         scale = np.sqrt(np.clip(np.diag(xx), 0.0, None) / stats.n)
         scale[scale == 0] = 1.0
         standardised = xx / np.outer(scale, scale) + self.alpha * np.eye(len(keep))
-        coef = np.linalg.solve(standardised, xy / scale) / scale
+        try:
+            coef = np.linalg.solve(standardised, xy / scale) / scale
+        except np.linalg.LinAlgError:
+            # Without a penalty (alpha=0) each category's block is collinear with the
+            # intercept: any solution predicts the same, the shortest is as good as another.
+            coef = np.linalg.lstsq(standardised, xy / scale, rcond=None)[0] / scale
         return coef, float(stats.mean[p] - stats.mean[keep] @ coef)
 
     def _blocks(self) -> list[slice]:

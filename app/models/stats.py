@@ -217,18 +217,60 @@ class SufficientStats:
     def of(cls, design: Design, rows: pd.DataFrame, y=None) -> SufficientStats:
         """The statistics of these rows (the target from ``y``, else the rows' own column),
         with their categories in the order first seen."""
-        records = design.tidy(rows)
         target = np.asarray(rows[design.target] if y is None else y, dtype=float)
+        return cls.of_tidy(design, design.tidy(rows), target)
+
+    @classmethod
+    def of_tidy(cls, design: Design, records: pd.DataFrame, target: np.ndarray) -> SufficientStats:
+        """:meth:`of` for records :meth:`Design.tidy` made already.
+
+        The one-hot columns are never built: a category's mean is its share of the rows, its
+        co-moments with the (centred) numbers are those numbers' sums over its rows, and with
+        another category's values the counts of each pair; so a batch of 100,000 rows costs a
+        few passes over its numbers and codes, not a 100,000-by-columns matrix.
+        """
         if len(records) != len(target):
             raise ValueError(f"X has {len(records)} rows but y has {len(target)}")
-        if not len(records):
+        n = len(records)
+        if not n:
             return cls.empty(design)
         categories = {column: records[column].cat.categories.tolist()
                       for column in design.categories}
-        data = np.column_stack([design.matrix(records, categories), target])
-        mean = data.mean(axis=0)
-        centred = data - mean
-        return cls(len(data), design, categories, mean, centred.T @ centred)
+        numbers = np.column_stack([design.number_block(records), target])
+        number_mean = numbers.mean(axis=0)
+        centred = numbers - number_mean
+        codes = [records[column].array.codes.astype(np.int64) for column in design.categories]
+        sizes = [len(categories[column]) for column in design.categories]
+        counts = [np.bincount(code[code >= 0], minlength=size) for code, size in zip(codes, sizes)]
+        width = design.number_width
+        at = np.cumsum([width, *sizes])  # where each block starts; the target after the last
+        size = int(at[-1]) + 1
+        comoment = np.zeros((size, size))
+        blocks = [*range(width), size - 1]  # the numbers' and the target's rows and columns
+        comoment[np.ix_(blocks, blocks)] = centred.T @ centred
+        mean = np.zeros(size)
+        mean[blocks] = number_mean
+        for i, (code, count) in enumerate(zip(codes, counts)):
+            here = slice(at[i], at[i + 1])
+            share = count / n
+            mean[here] = share
+            known = code >= 0
+            sums = np.stack([np.bincount(code[known], weights=centred[known, j],
+                                         minlength=len(count)) for j in range(centred.shape[1])])
+            comoment[np.ix_(blocks, range(at[i], at[i + 1]))] = sums
+            comoment[np.ix_(range(at[i], at[i + 1]), blocks)] = sums.T
+            comoment[here, here] = np.diag(count) - n * np.outer(share, share)
+            for k in range(i + 1, len(codes)):
+                other = codes[k]
+                both = known & (other >= 0)
+                pairs = np.bincount(code[both] * len(counts[k]) + other[both],
+                                    minlength=len(count) * len(counts[k]))
+                cross = pairs.reshape(len(count), len(counts[k])) - n * np.outer(
+                    share, counts[k] / n)
+                there = slice(at[k], at[k + 1])
+                comoment[here, there] = cross
+                comoment[there, here] = cross.T
+        return cls(n, design, categories, mean, comoment)
 
     # -- columns ----------------------------------------------------------------------------
 

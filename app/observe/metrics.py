@@ -18,7 +18,6 @@ Three sources end up in the one ``/metrics`` a Prometheus scrapes on the web app
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from loguru import logger
 from prometheus_client import Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from app import settings
 from app.lifecycle.learning import batch_status
 from app.models.registry import CorruptModel, VersionNotFound
 from app.observe.multiproc import MULTIPROC_VARIABLE
@@ -72,7 +72,7 @@ OUTCOMES = ("trained", "refused", "empty")
 
 def tally_key(home_url: str) -> str:
     """The Redis hash of one pipeline home's counters (two homes sharing a Redis stay apart)."""
-    return f"pipeline:metrics:{hashlib.sha256(home_url.encode()).hexdigest()[:16]}"
+    return f"pipeline:metrics:{settings.fingerprint(home_url)}"
 
 
 class Tally:

@@ -3,7 +3,7 @@ demand."""
 
 from __future__ import annotations
 
-from celery import chain, shared_task
+from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from loguru import logger
 
@@ -17,9 +17,10 @@ from app.lifecycle.challenge import contest, due as challenge_due
 from app.lifecycle.learning import Learner
 from app.observe.metrics import Tally, count_normalized, count_trained
 from app.observe.report import evaluate_and_report
+from app.queueing import check_and_learn
+from app.settings import MAX_BATCH_SIZE
 from app.tasks.base import INBOX_LOCK, PENDING, PipelineTask
 
-MAX_BATCH_SIZE = 1_000_000
 # A batch whose status has not moved for this long lost its chain (a Redis that lost its data,
 # a worker killed while the broker keeps its message until the visibility timeout): recovery
 # sends it on again, then again after twice as long, and so on. Every step is idempotent by
@@ -60,7 +61,7 @@ def generate(self, batch_size: int | None = None) -> str:
                                self.settings.drift, self.settings.drift_after)
         logger.info("generated {} records (batch {} of this home, DRIFT={})", batch["rows"],
                     batch["generated_number"], self.settings.drift)
-        chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
+        check_and_learn(self.app, batch_id)
     return batch_id
 
 
@@ -133,7 +134,7 @@ def recover(self, stalled_after: float = STALLED_AFTER) -> list[str]:
                 self.redis.sadd(PENDING, batch_id)
                 train.si(batch_id).apply_async()
             elif self.home.lake.exists("raw", batch_id):
-                chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
+                check_and_learn(self.app, batch_id)
             elif batch["source"] == "generator":
                 generate.apply_async(task_id=batch_id)
             else:
@@ -156,7 +157,7 @@ def inbox(self) -> list[str]:
         sent = []
 
         def send(batch_id: str) -> None:
-            chain(normalize.si(batch_id), train.si(batch_id)).apply_async()
+            check_and_learn(self.app, batch_id)
             sent.append(batch_id)
 
         inbox_files.take_all(self.inbox_storage, self.home.lake, self.home.ledger,

@@ -8,7 +8,6 @@ the Celery app in ``app.extensions["celery"]``; the worker does the checking and
 from __future__ import annotations
 
 import redis
-from celery import chain
 from flask import Blueprint, current_app, request, url_for
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge, ServiceUnavailable
@@ -16,6 +15,7 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge, ServiceUnavaila
 from app.data.batches import discard_batch, receive_records
 from app.data.generator import new_batch_id
 from app.data.ledger import UnknownBatch
+from app.queueing import check_and_learn, send_steps
 from app.web import schemas
 from app.web.access import actor, operator_route
 from app.web.errors import InvalidRequest, read_body
@@ -41,13 +41,6 @@ def _batch(batch_id: str) -> dict:
         raise NotFound(f"batch {batch_id} is not in the ledger") from None
 
 
-def _send(*steps: tuple[str, dict]):
-    """Send tasks by name, each after the one before; the last one's AsyncResult."""
-    celery = _celery()
-    return chain(*(celery.signature(name, kwargs=kwargs, immutable=True)
-                   for name, kwargs in steps)).apply_async()
-
-
 @bp.post("/ingest")
 @documented(body="IngestBody", responses={202: "the batch is kept and on its way to training"})
 @operator_route
@@ -71,8 +64,7 @@ def ingest():
         raise ServiceUnavailable(f"the data lake cannot be written now: {type(error).__name__}",
                                  retry_after=5) from None
     try:
-        result = _send(("pipeline.normalize", {"batch_id": batch_id}),
-                       ("pipeline.train", {"batch_id": batch_id}))
+        result = check_and_learn(_celery(), batch_id)
     except _BROKER_DOWN as error:
         discard_batch(home.lake, home.ledger, batch_id)
         raise ServiceUnavailable("the task queue (Redis) cannot be reached, so the batch was not "
@@ -123,7 +115,8 @@ def forget(batch_id: str):
         raise InvalidRequest(invalid) from None
     _batch(batch_id)
     try:
-        result = _send(("pipeline.forget", {"batch_id": batch_id, "reason": reason, "by": actor()}))
+        result = send_steps(_celery(), ("pipeline.forget", {"batch_id": batch_id, "reason": reason,
+                                                            "by": actor()}))
     except _BROKER_DOWN as error:
         raise ServiceUnavailable(f"the task queue (Redis) cannot be reached: "
                                  f"{type(error).__name__}", retry_after=5) from None

@@ -68,4 +68,8 @@ def status():
         "serving_version": serving.version,
         "serving_mode": serving.mode,
         "queues": queue_lengths(),
+        # What a command on this machine compares with its own settings, to write batches
+        # straight to the store when it reaches the same one (python -m app ingest).
+        "fingerprints": {"home": settings.fingerprint(home.url),
+                         "redis": settings.fingerprint(current_app.config["REDIS_URL"])},
     }

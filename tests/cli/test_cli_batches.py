@@ -177,3 +177,24 @@ def test_predict_to_stdout_leaves_refused_records_empty_and_names_them(web_url, 
     assert "23 records scored" in result.stderr
     assert ("2 records could not be scored, left empty: record 13, idade: must be a whole "
             "number, got text; record 22, idade") in result.stderr
+
+
+@pytest.mark.parametrize("environment, way, size", [
+    ({}, "writing batches to the system's store at", "150,000"),
+    ({"PIPELINE_HOME": "/tmp/not-the-systems-home"}, "sending batches to http", "10,000"),
+])
+def test_ingest_goes_straight_to_the_store_when_it_reaches_the_systems_own(
+        web_url, tmp_path, session_home, environment, way, size):
+    """On the system's machine (the same PIPELINE_HOME and REDIS_URL as the web app reports)
+    batches are written to the lake directly, as large as asked; elsewhere they go through
+    /ingest, 10,000 records at most a request. Either way the records are learnt."""
+    path = tmp_path / "people.csv"
+    sample_csv(path, 300, seed=31)
+    result = cli(web_url, "ingest", str(path), "--batch-size", "150000",
+                 env={**environment, "PIPELINE_TEST_CONFIGURED": "1"})
+    assert result.returncode == 0, result.stderr
+    assert way in result.stderr and f"{size} records each" in result.stderr
+    batch_id = next(line.split()[1].rstrip(":") for line in result.stdout.splitlines()
+                    if line.startswith("batch "))
+    from tests.support import wait_for
+    wait_for(lambda: session_home.ledger.get(batch_id)["status"] == "trained", what="training")

@@ -103,7 +103,7 @@ def test_ingest_refuses_what_is_not_a_list_of_objects(client, body, status, erro
 
 
 def test_ingest_over_ten_thousand_records_is_413(client, monkeypatch):
-    monkeypatch.setattr("app.web.batches._send", lambda *a: pytest.fail("a task was sent"))
+    monkeypatch.setattr("app.web.batches.check_and_learn", lambda *a: pytest.fail("a task was sent"))
     record = {"idade": 30, "salario": 1.0, "cidade": "a", "cargo": "b"}
     response = client.post("/ingest", json={"records": [record] * 10_001})
     assert response.status_code == 413
@@ -115,7 +115,7 @@ def test_ingest_when_redis_is_down_keeps_nothing(client, app, monkeypatch):
     def down(*steps):
         raise OperationalError("Error 111 connecting")
 
-    monkeypatch.setattr("app.web.batches._send", down)
+    monkeypatch.setattr("app.web.batches.check_and_learn", down)
     response = client.post("/ingest", json={"records": labelled(3)})
     assert response.status_code == 503
     with app.app_context():
@@ -136,7 +136,7 @@ def test_ingest_when_the_lake_cannot_be_written_is_503_and_keeps_nothing(client,
 
         home = get_home()
     monkeypatch.setattr(home.ledger, "open", failing)
-    monkeypatch.setattr("app.web.batches._send", lambda *a: pytest.fail("a task was sent"))
+    monkeypatch.setattr("app.web.batches.check_and_learn", lambda *a: pytest.fail("a task was sent"))
     response = client.post("/ingest", json={"records": labelled(3)})
     assert response.status_code == 503
     assert response.get_json()["error"] == "the data lake cannot be written now: OSError"
