@@ -29,6 +29,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,18 +188,19 @@ def wait_until(predicate, what: str) -> None:
         time.sleep(0.05)
 
 
-def through_the_inbox(system: System, path: Path, rows: int, batch_size: int) -> float:
-    """Rows a second from the file landing in the inbox to the last row served."""
+def through_the_inbox(system: System, path: Path, rows: int, batch_size: int,
+                      name: str) -> float:
+    """Rows a second from the file landing in the inbox (as ``name``) to the last row served."""
     inbox = system.home_path / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
-    staged = inbox / f"{path.name}.part"
+    staged = inbox / f"{name}.part"
     shutil.copy(path, staged)
     # The inbox takes a file once it has not changed for a while: settle the copy's time.
     then = time.time() - 10
     os.utime(staged, (then, then))
-    expected = -(-rows // batch_size)
+    expected = len(system.inbox_batches()) + -(-rows // batch_size)
     began = time.perf_counter()
-    staged.rename(inbox / path.name)
+    staged.rename(inbox / name)
     wait_until(lambda: len(batches := system.inbox_batches()) == expected
                and system.learnt(batches), "the inbox's batches to be learnt")
     return rows / (time.perf_counter() - began)
@@ -228,41 +230,54 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each figure is the median of this many rounds")
     options = parser.parse_args()
     logger.remove()
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as root:
         folder = Path(root)
         for case, (path, declaration) in write_files(folder, options.rows).items():
-            ceiling = pyarrow_whole(path)
+            ceiling = statistics.median(pyarrow_whole(path) for _ in range(options.rounds))
             alone = train_steps_alone(path, declaration, options.batch_size,
                                       folder / f"alone-{path.stem}")
+            inbox_rates, ingest_rates, ingest_peaks = [], [], []
             with private_redis() as redis_url:
                 system = System(folder / f"system-{path.stem}", redis_url, declaration,
                                 options.batch_size)
                 try:
                     system.ready()
-                    inbox_rate = through_the_inbox(system, path, options.rows, options.batch_size)
-                    ingest_rate, ingest_peak, way = through_the_command(
-                        system, path, options.rows, options.batch_size)
+                    for number in range(options.rounds):
+                        inbox_rates.append(through_the_inbox(
+                            system, path, options.rows, options.batch_size,
+                            f"{path.stem}-{number}{path.suffix}"))
+                        rate, ingest_peak, way = through_the_command(
+                            system, path, options.rows, options.batch_size)
+                        ingest_rates.append(rate)
+                        ingest_peaks.append(ingest_peak)
                     peak = system.peak_rss()
                 finally:
                     system.stop()
-            print(f"{case}: {options.rows:,} rows in batches of {options.batch_size:,}: inbox "
-                  f"{inbox_rate:,.0f} rows/s, python -m app ingest {ingest_rate:,.0f} rows/s "
-                  f"({way}); pyarrow whole {ceiling:,.0f} rows/s, train steps alone "
-                  f"{alone:,.0f} rows/s; peak RSS {peak / 2**20:,.0f} MiB (system), "
-                  f"{ingest_peak / 2**20:,.0f} MiB (command)", flush=True)
+            inbox_rate, ingest_rate = (statistics.median(rates)
+                                       for rates in (inbox_rates, ingest_rates))
+            inbox_spread, ingest_spread = (f"{min(rates):,.0f}-{max(rates):,.0f} rows/s"
+                                           for rates in (inbox_rates, ingest_rates))
+            print(f"{case}: {options.rows:,} rows in batches of {options.batch_size:,}, "
+                  f"{options.rounds} rounds: inbox {inbox_spread}, python -m app ingest "
+                  f"{ingest_spread} ({way}); pyarrow whole {ceiling:,.0f} rows/s, train steps "
+                  f"alone {alone:,.0f} rows/s; peak RSS {peak / 2**20:,.0f} MiB (system), "
+                  f"{max(ingest_peaks) / 2**20:,.0f} MiB (command)", flush=True)
             figures += [
                 Figure(f"bulk {case}: inbox, rows/s end to end", inbox_rate, "rows/s",
-                       INBOX_BAR, "the bar", bar=1.0),
+                       INBOX_BAR, "the bar", bar=1.0, note=f"spread {inbox_spread}"),
                 Figure(f"bulk {case}: inbox against reading it whole", inbox_rate, "rows/s",
                        ceiling, "pyarrow read_csv", bar=INBOX_SHARE,
                        note=f"train steps alone {alone:,.0f} rows/s"),
                 Figure(f"bulk {case}: python -m app ingest, rows/s end to end", ingest_rate,
-                       "rows/s", INGEST_BAR, "the bar", bar=1.0),
-                Figure(f"bulk {case}: peak RSS of any process", max(peak, ingest_peak) / 2**20,
-                       "MiB", MEMORY_BAR / 2**20, "1 GiB", higher=False, bar=1.0),
+                       "rows/s", INGEST_BAR, "the bar", bar=1.0, note=f"spread {ingest_spread}"),
+                Figure(f"bulk {case}: peak RSS of any process",
+                       max(peak, *ingest_peaks) / 2**20, "MiB", MEMORY_BAR / 2**20, "1 GiB",
+                       higher=False, bar=1.0),
             ]
     report(figures)
     return 0

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds.append(one_start(redis_url, Path(temp)))
     report([Figure("cold start, make run -> /health", statistics.median(seconds), "s",
                    BAR_SECONDS, "the bar", higher=False, bar=1.0,
-                   note=f"median of {options.rounds}")])
+                   note=f"median of {options.rounds}: {min(seconds):.2f}-{max(seconds):.2f} s")])
     return 0
 
 

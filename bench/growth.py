@@ -6,10 +6,14 @@ Memory: a private Redis, the Procfile's worker and web server over one PIPELINE_
 are sent ten at a time (each group waits for the previous one, so versions keep coming) while
 ``/predict`` is asked between groups, so every web process loads the new versions. The
 resident memory of each process group (a server and its children) after ``--batches`` is
-compared with the reading after ``--early``.
+compared with the reading after ``--early``; each reading is the median of ``READINGS``, a
+second apart (a collection or an allocation under way moves one reading by megabytes).
 
 Train step time: the same number of batches through a :class:`Learner` in this process, one
-version each; the mean step around the last version against the mean step around ``--early``.
+version each; the median of the ``WINDOW`` steps up to the last version against the median of
+the ``WINDOW`` steps around ``--early``. A mean over a few steps moved by half when two of them
+met a disk flush; a median over hundreds does not. Each figure's spread is printed: the lowest
+and highest median of its window's three thirds.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from bench.support import celery_app, get_json, group_rss, post_json, worker_pro
 from bench.table import Figure, report  # noqa: E402
 
 GROUP = 10
-WINDOW = 20  # train steps averaged around each reading
+WINDOW = 200  # train steps around each point, whose median is its figure
+READINGS = 5  # memory readings, a second apart, whose median is one figure
 RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
@@ -56,10 +61,11 @@ def step_times(batches: int, size: int) -> list[float]:
         return times
 
 
-def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[int, int]]:
-    """Resident bytes of the worker's and the web server's groups after ``early`` and ``batches``."""
+def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[list, list]]:
+    """Readings of the resident bytes of the worker's and the web server's groups after
+    ``early`` and ``batches``."""
     home = temp / "home"
-    readings: dict[str, list[int]] = {"worker": [], "web": []}
+    readings: dict[str, list[list[int]]] = {"worker": [], "web": []}
     with private_redis() as redis_url, worker_process(redis_url, home, temp / "worker.log",
                                                       BATCH_SIZE=str(size)) as worker:
         app = celery_app(redis_url)
@@ -76,9 +82,20 @@ def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[i
                 for _ in range(8):  # reach every web worker
                     post_json(url + "/predict", RECORD)
                 if (sent >= early and not readings["worker"]) or sent == batches:
-                    readings["worker"].append(group_rss(worker.pid))
-                    readings["web"].append(group_rss(web_pgid))
+                    worker_rss, web_rss = [], []
+                    for _ in range(READINGS):
+                        worker_rss.append(group_rss(worker.pid))
+                        web_rss.append(group_rss(web_pgid))
+                        time.sleep(1)
+                    readings["worker"].append(worker_rss)
+                    readings["web"].append(web_rss)
     return {name: (values[0], values[-1]) for name, values in readings.items()}
+
+
+def median_and_spread(samples: list[float]) -> tuple[float, str]:
+    """The median of ``samples``, and the range of its thirds' medians as text."""
+    thirds = [statistics.median(samples[i::3]) for i in range(3)]
+    return statistics.median(samples), f"{min(thirds):.4g}-{max(thirds):.4g}"
 
 
 def _wait_trained(home: Home, count: int, timeout: float = 120) -> None:
@@ -103,21 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     options = parser.parse_args(argv)
     logger.remove()
-    times = step_times(options.batches, options.batch_size)
-    early = statistics.mean(times[options.early - WINDOW // 2:options.early + WINDOW // 2])
-    late = statistics.mean(times[-WINDOW:])
+    times = [seconds * 1e3 for seconds in step_times(options.batches, options.batch_size)]
+    start = max(options.early - WINDOW // 2, 0)
+    early, early_spread = median_and_spread(times[start:start + WINDOW])
+    late, late_spread = median_and_spread(times[-WINDOW:])
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as temp:
         rss = memory(options.batches, options.early, options.batch_size, Path(temp))
-    mib = 1 / 2**20
-    report([
-        Figure(f"worker RSS after {options.batches:,} batches", rss["worker"][1] * mib, "MiB",
-               rss["worker"][0] * mib, f"after {options.early}", higher=False, bar=1.1),
-        Figure(f"web RSS after {options.batches:,} batches", rss["web"][1] * mib, "MiB",
-               rss["web"][0] * mib, f"after {options.early}", higher=False, bar=1.1),
-        Figure(f"train step at {options.batches:,} versions", late * 1e3, "ms", early * 1e3,
-               f"at {options.early}", higher=False, bar=1.1,
-               note=f"{options.batch_size} rows a batch"),
-    ])
+    figures = []
+    for name, bar in (("worker", 1.1), ("web", 1.05)):
+        (before, before_spread), (after, after_spread) = (
+            median_and_spread([value / 2**20 for value in values]) for values in rss[name])
+        figures.append(Figure(f"{name} RSS after {options.batches:,} batches", after, "MiB",
+                              before, f"after {options.early}", higher=False, bar=bar,
+                              note=f"spread {after_spread} against {before_spread} MiB"))
+    figures.append(Figure(f"train step at {options.batches:,} versions", late, "ms", early,
+                          f"at {options.early}", higher=False, bar=1.1,
+                          note=f"{options.batch_size} rows a batch; spread {late_spread} "
+                               f"against {early_spread} ms"))
+    report(figures)
     return 0
 
 

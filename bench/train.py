@@ -14,6 +14,7 @@ table shows how many.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -70,20 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each figure is the median of this many rounds")
     options = parser.parse_args(argv)
     logger.remove()  # the baseline's own log lines would only slow it down
     records = options.batches * options.batch_size
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
-        plain = plain_loop(Path(temp) / "plain", options.batches, options.batch_size)
-        pipeline, versions = through_celery(Path(temp) / "pipeline", options.batches,
-                                            options.batch_size, Path(temp) / "worker.log")
+    plain, pipeline, versions = [], [], []
+    for number in range(options.rounds):
+        with tempfile.TemporaryDirectory(prefix=f"bench-train-{number}-") as temp:
+            plain.append(records / plain_loop(Path(temp) / "plain", options.batches,
+                                              options.batch_size))
+            seconds, made = through_celery(Path(temp) / "pipeline", options.batches,
+                                           options.batch_size, Path(temp) / "worker.log")
+            pipeline.append(records / seconds)
+            versions.append(made)
+    spread = (f"{options.rounds} rounds: {min(pipeline):,.0f}-{max(pipeline):,.0f} rec/s "
+              f"(plain {min(plain):,.0f}-{max(plain):,.0f})")
     report([
-        Figure("streamed training, records/s", records / pipeline, "rec/s",
-               records / plain, "plain loop, one process", bar=0.5,
-               note=f"{options.batches} batches of {options.batch_size:,} in {versions} "
-                    "train steps"),
-        Figure("streamed training, records/s (absolute)", records / pipeline, "rec/s",
-               100_000, "the bar", bar=1.0),
+        Figure("streamed training, records/s", statistics.median(pipeline), "rec/s",
+               statistics.median(plain), "plain loop, one process", bar=0.5,
+               note=f"{options.batches} batches of {options.batch_size:,} in "
+                    f"{statistics.median(versions):.0f} train steps; {spread}"),
+        Figure("streamed training, records/s (absolute)", statistics.median(pipeline), "rec/s",
+               100_000, "the bar", bar=1.0, note=spread),
     ])
     return 0
 
