@@ -177,6 +177,8 @@ class Settings:
     flower_port: int = 5555
     dataset_path: str | None = None
     inbox: str | None = None
+    log_predictions: bool = False
+    keep_predictions_days: int = 7
 
     @property
     def local_home(self) -> Path | None:
@@ -227,6 +229,8 @@ def load() -> Settings:
         flower_port=_positive_int("FLOWER_PORT", 5555),
         dataset_path=os.environ.get("DATASET") or None,
         inbox=home_url(os.environ["INBOX"]) if os.environ.get("INBOX") else None,
+        log_predictions=_flag("LOG_PREDICTIONS"),
+        keep_predictions_days=_positive_int("KEEP_PREDICTIONS_DAYS", 7),
     )
 
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -83,6 +84,14 @@ class Storage:
 
     def list(self, prefix: str) -> list[str]:
         """Names of the keys directly under ``prefix`` (not sub-prefixes), sorted."""
+        raise NotImplementedError
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the sub-prefixes directly under ``prefix``, sorted."""
+        raise NotImplementedError
+
+    def delete_tree(self, prefix: str) -> int:
+        """Remove every key under ``prefix``; how many there were."""
         raise NotImplementedError
 
     def info(self, key: str) -> tuple[int, float]:
@@ -182,6 +191,12 @@ class LocalStorage(Storage):
         self.local_path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
+        return self._entries(prefix, files=True)
+
+    def folders(self, prefix: str) -> list[str]:
+        return self._entries(prefix, files=False)
+
+    def _entries(self, prefix: str, files: bool) -> list[str]:
         folder = self.local_path(prefix) if prefix else self.root
         try:
             entries = os.scandir(folder)
@@ -189,7 +204,14 @@ class LocalStorage(Storage):
             return []
         with entries:
             return sorted(entry.name for entry in entries
-                          if entry.is_file() and not entry.name.startswith("."))
+                          if (entry.is_file() if files else entry.is_dir())
+                          and not entry.name.startswith("."))
+
+    def delete_tree(self, prefix: str) -> int:
+        folder = self.local_path(prefix)
+        removed = sum(1 for path in folder.rglob("*") if path.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        return removed
 
     def signature(self, key: str) -> Any:
         try:
@@ -275,12 +297,27 @@ class ObjectStorage(Storage):
             self.fs.rm_file(self._path(key))
 
     def list(self, prefix: str) -> list[str]:
+        return self._entries(prefix, "file")
+
+    def folders(self, prefix: str) -> list[str]:
+        return self._entries(prefix, "directory")
+
+    def _entries(self, prefix: str, kind: str) -> list[str]:
         try:
             entries = self.fs.ls(self._path(prefix), detail=True, refresh=True)
         except FileNotFoundError:
             return []
         return sorted(PurePosixPath(entry["name"]).name for entry in entries
-                      if entry.get("type") == "file")
+                      if entry.get("type") == kind)
+
+    def delete_tree(self, prefix: str) -> int:
+        keys = self.fs.find(self._path(prefix))
+        # One by one: fsspec's rm of a list expands each path as a glob, and a key may hold
+        # brackets.
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(key)
+        return len(keys)
 
     def signature(self, key: str) -> Any:
         try:

@@ -105,12 +105,14 @@ def http_times(port: int, body: bytes, requests: int) -> list[float]:
 
 
 def in_process_times(model: IncrementalRidge, body: bytes, requests: int) -> list[float]:
-    from app.web import schemas
+    from app.dataset import builtin
+    from app.web.schemas import DatasetRequests
 
+    requests_of = DatasetRequests(builtin())
     times = []
     for _ in range(requests):
         began = time.perf_counter()
-        model.predict_records(schemas.predict_records(body, BATCH_RECORDS))
+        model.predict_records(requests_of.predict_records(body, BATCH_RECORDS))
         times.append(time.perf_counter() - began)
     return times
 

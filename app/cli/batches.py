@@ -249,3 +249,35 @@ def forget(obj: Context, batch_id: str, reason: str, wait: float) -> None:
         time.sleep(SETTLED_POLL)
     if wait:
         click.echo(f"still running after {wait:g} s: `python -m app batches` will show it")
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.pass_obj
+def feedback(obj: Context, file: str) -> None:
+    """Send labels for answers already given: FILE (.csv or .jsonl; - for CSV on stdin) has a
+    prediction_id (from /predict, with LOG_PREDICTIONS=1) and a value on each line.
+
+    Prints how many labels matched an answer kept (and are learnt), how many ids were unknown
+    (never given, or older than KEEP_PREDICTIONS_DAYS) and how many were labelled already.
+    """
+    import pandas as pd
+
+    totals = {"matched": 0, "unknown": 0, "repeated": 0}
+    batches = []
+    with RecordFile(file, MAX_BATCH, required=("prediction_id", "value")) as records:
+        for chunk in records.chunks():
+            frame = chunk.as_frame()[["prediction_id", "value"]]
+            values = pd.to_numeric(frame["value"], errors="coerce")
+            labels = [{"prediction_id": str(i), "value": v if pd.notna(v) else raw}
+                      for i, v, raw in zip(frame["prediction_id"], values, frame["value"])]
+            answer = obj.call("POST", "/feedback", {"labels": labels})
+            for name in totals:
+                totals[name] += answer.get(name, 0)
+            if answer.get("batch_id"):
+                batches.append(answer["batch_id"])
+            if answer.get("note"):
+                click.echo(answer["note"], err=True)
+    click.echo(f"{totals['matched']:,} matched, {totals['unknown']:,} unknown, "
+               f"{totals['repeated']:,} labelled already; "
+               + (f"learnt as batch(es) {', '.join(batches)}" if batches else "nothing to learn"))

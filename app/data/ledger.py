@@ -32,8 +32,9 @@ from app.storage import Storage
 STATUSES = ("received", "normalized", "trained", "refused", "empty", "failed", "forgotten")
 # Done for good: recovery leaves these alone.
 FINAL = frozenset({"trained", "refused", "empty", "failed", "forgotten"})
-# Where a batch came from: the scheduled generator, /ingest or the CLI, the inbox folder.
-SOURCES = ("generator", "ingest", "inbox")
+# Where a batch came from: the scheduled generator, /ingest or the CLI, the inbox folder, or
+# labels that came back for answers given (/feedback).
+SOURCES = ("generator", "ingest", "inbox", "feedback")
 # Recovery looks this far back: older batches that never finished were reported long ago.
 STALLED_SCAN = 200
 # Counted in Ledger.totals(): rows that arrived, rows kept, rows quarantined.

@@ -100,6 +100,42 @@ class Tally:
         return {field.decode(): int(value) for field, value in self.client.hgetall(self.key).items()}
 
 
+class LiveError:
+    """The error of the answers already given, as their labels come back (``POST /feedback``):
+    for each version, how many of its answers were labelled and the sum of their absolute
+    errors, in a Redis hash of the home that every web process adds to and reads.
+
+    Like the tally's, these figures start again from nothing if Redis loses its data.
+    """
+
+    def __init__(self, client: redis.Redis, home_url: str):
+        self.client = client
+        self.key = f"pipeline:live:{settings.fingerprint(home_url)}"
+
+    def add(self, live: dict[int, tuple[int, float]]) -> None:
+        """``{version: (labels, sum of absolute errors)}`` of answers just labelled."""
+        if not live:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for version, (count, total) in live.items():
+            pipe.hincrby(self.key, f"n:{version}", count)
+            pipe.hincrbyfloat(self.key, f"abs:{version}", repr(total))
+        pipe.execute()
+
+    def read(self) -> dict:
+        """``{"labelled": N, "mae": x, "by_version": {V: {"labelled": N, "mae": x}}}``."""
+        fields = {field.decode(): value for field, value in self.client.hgetall(self.key).items()}
+        by_version, labelled, total = {}, 0, 0.0
+        for field, value in fields.items():
+            if field.startswith("n:"):
+                version = int(field[2:])
+                count, errors = int(value), float(fields.get(f"abs:{version}", 0.0))
+                by_version[version] = {"labelled": count, "mae": errors / count if count else None}
+                labelled, total = labelled + count, total + errors
+        return {"labelled": labelled, "mae": total / labelled if labelled else None,
+                "by_version": dict(sorted(by_version.items()))}
+
+
 def count_trained(tally: Tally, metadata: dict) -> None:
     """Count what a published version did: its batches' outcome, drift, a refused promotion."""
     gate = metadata.get("gate") or {}
@@ -202,11 +238,44 @@ class PipelineCollector:
 
     def _redis(self) -> Iterator:
         yield from _tally_families(self.tally.read())
+        yield from self._live()
         lengths = GaugeMetricFamily("pipeline_queue_length",
                                     "Messages waiting in each Celery queue.", labels=["queue"])
         for queue, length in queue_lengths(self.client, self.queues).items():
             lengths.add_metric([queue], length)
         yield lengths
+
+
+    def _live(self) -> Iterator:
+        """The live error of each version whose answers were labelled, and of the served one
+        beside what its metadata expects (its MAE on held-out rows, else its prequential MAE):
+        the alert compares the two."""
+        live = LiveError(self.client, self.home.url).read()
+        yield CounterMetricFamily("pipeline_live_labelled", "Answers whose label came back "
+                                  "(POST /feedback), each counted once.", value=live["labelled"])
+        mae = GaugeMetricFamily("pipeline_live_mae", "Mean absolute error of a version's "
+                                "answers whose labels came back.", labels=["version"])
+        labelled = GaugeMetricFamily("pipeline_live_labelled_answers", "A version's answers "
+                                     "whose labels came back.", labels=["version"])
+        for version, figures in live["by_version"].items():
+            mae.add_metric([str(version)], figures["mae"])
+            labelled.add_metric([str(version)], figures["labelled"])
+        yield mae
+        yield labelled
+        served = self.served()
+        figures = live["by_version"].get(served) if served else None
+        if figures is None:
+            return
+        yield GaugeMetricFamily("pipeline_live_mae_served", "Live MAE of the served version.",
+                                value=figures["mae"])
+        yield GaugeMetricFamily("pipeline_live_labelled_served", "Labelled answers of the "
+                                "served version.", value=figures["labelled"])
+        metrics = self.home.registry.metadata(served).get("metrics") or {}
+        expected = (metrics.get("holdout") or metrics.get("prequential") or {}).get("mae")
+        if expected is not None:
+            yield GaugeMetricFamily("pipeline_expected_mae_served", "What the served version's "
+                                    "metadata expects of its error: its MAE on held-out rows "
+                                    "(else its prequential MAE).", value=expected)
 
 
 def queue_lengths(client: redis.Redis, queues: Iterable[str]) -> dict[str, int]:

@@ -9,6 +9,7 @@ from loguru import logger
 
 from app.data import generator
 from app.data import inbox as inbox_files
+from app.data import predictions
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.data.ledger import stalled
@@ -167,8 +168,10 @@ def inbox(self) -> list[str]:
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.sweep")
 def sweep(self) -> int:
-    """Remove what killed steps left (artifacts no version names, old temporaries); how many."""
-    removed = self.home.sweep()
+    """Remove what killed steps left (artifacts no version names, old temporaries), and the
+    kept answers older than KEEP_PREDICTIONS_DAYS; how many files."""
+    removed = self.home.sweep() + predictions.sweep(self.home.storage,
+                                                    self.settings.keep_predictions_days)
     if removed:
         logger.info("swept {} files that crashed writes left", removed)
     return removed

@@ -7,7 +7,7 @@ Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /healt
 (control.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
 ``GET /metrics`` (metrics.py, which also counts every request), ``GET /`` (page.py, the model
 page), ``GET /reports/<id>`` (reports.py), ``GET /dataset`` (dataset.py: the declaration in
-force). The model is held by serving.py and loaded on the
+force), ``POST /feedback`` (feedback.py: labels for answers given). The model is held by serving.py and loaded on the
 first request, never at import.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from flask import Flask
 
 from app import logs, settings
-from app.web import (batches, control, dataset, errors, health, metrics, models, openapi, page,
-                     predict, reports, schemas, serving, status, tasks)
+from app.web import (batches, control, dataset, errors, feedback, health, metrics, models,
+                     openapi, page, predict, reports, schemas, serving, status, tasks)
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -38,6 +38,8 @@ DEFAULTS = {
     "REDIS_URL": None,
     # None: the declaration DATASET names (app.settings); else a Dataset (app.dataset).
     "DATASET": None,
+    # None: from LOG_PREDICTIONS: keep every answer, for its label to come back.
+    "LOG_PREDICTIONS": None,
     "MODELS_LIMIT": 100,
     "MODELS_MAX_LIMIT": schemas.MODELS_MAX_LIMIT,
     # None: from the API_TOKEN environment variable (see access.py).
@@ -72,6 +74,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["API_TOKEN"] = environment.api_token
     if app.config["DATASET"] is None:
         app.config["DATASET"] = environment.dataset()
+    if app.config["LOG_PREDICTIONS"] is None:
+        app.config["LOG_PREDICTIONS"] = environment.log_predictions
     app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"])
     if app.config["CONFIGURE_LOGGING"]:
         logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
@@ -85,6 +89,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     serving.init_app(app)
     metrics.init_app(app)
     for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, batches.bp,
-                      status.bp, openapi.bp, page.bp, reports.bp, dataset.bp):
+                      status.bp, openapi.bp, page.bp, reports.bp, dataset.bp, feedback.bp):
         app.register_blueprint(blueprint)
     return app

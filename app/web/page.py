@@ -19,6 +19,7 @@ from app.observe.curve import Point, learning_curve
 from app.settings import redact
 from app.web.openapi import documented
 from app.web.serving import get_home, get_model_holder
+from app.web.status import live_error
 
 bp = Blueprint("page", __name__)
 
@@ -44,16 +45,21 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Markup:
+def curve_svg(points: list[Point], served: int | None, dataset: Dataset,
+              live: dict | None = None) -> Markup:
     """Prequential MAE by version: a changed relation (drift) as red dashed lines, a shifted
     population as violet dotted ones, refused versions as amber crosses, the served version
-    ringed in green. Every value shown is a number or escaped."""
+    ringed in green; with ``live`` (``{version: {"labelled", "mae"}}``), each version's live
+    MAE, of its answers whose labels came back, as a teal diamond. Every value shown is a
+    number or escaped."""
     scored = [p for p in points if p.mae is not None]
     if not scored:
         return Markup('<p class="muted" id="learning-curve">No version has been scored yet: the '
                       'curve starts with the second version.</p>')
     first, last = points[0].version, points[-1].version
-    top = max(p.mae for p in scored) * 1.08
+    shown = {p.version for p in points}
+    live = {v: f for v, f in (live or {}).items() if v in shown and f["mae"] is not None}
+    top = max([p.mae for p in scored] + [f["mae"] for f in live.values()]) * 1.08
     y_ticks = _ticks(0, top)
     top = max(top, y_ticks[-1])
 
@@ -109,11 +115,16 @@ def curve_svg(points: list[Point], served: int | None, dataset: Dataset) -> Mark
             parts.append(f'<circle class="served" cx="{px:.1f}" cy="{py:.1f}" r="8"/>'
                          f'<text class="served-label" x="{px:.1f}" y="{py - 13:.1f}" '
                          f'text-anchor="{anchor}">served v{p.version}</text>')
+    for version, figures in live.items():
+        lx, ly = x(version), y(figures["mae"])
+        parts.append(f'<path class="live" d="M{lx:.1f},{ly - 5:.1f}l5,5l-5,5l-5,-5z"><title>'
+                     f'version {version}: live MAE {escape(dataset.amount(figures["mae"]))} over '
+                     f'{figures["labelled"]:,} answers whose labels came back</title></path>')
     legend = [("mae", "prequential MAE"), ("drift", "relation changed"),
               ("shift", "population shifted"), ("refused", "promotion refused"),
-              ("served", "served version")]
+              ("served", "served version")] + ([("live", "live MAE")] if live else [])
     for index, (kind, label) in enumerate(legend):
-        lx = LEFT + index * 160
+        lx = LEFT + index * (WIDTH - LEFT) / len(legend)
         parts.append(f'<g class="legend"><rect class="key-{kind}" x="{lx}" y="8" width="14" '
                      f'height="14" rx="3"/><text x="{lx + 20}" y="19">{label}</text></g>')
     parts.append("</svg>")
@@ -181,9 +192,12 @@ def page():
     state = home.serving.state()
     kind, why = why_served(state, served, newest, registry)
     points = learning_curve(registry, known=current_app.extensions.setdefault("curve_points", {}))
+    live = live_error() if current_app.config["LOG_PREDICTIONS"] else None
+    by_version = {int(v): f for v, f in (live or {}).get("by_version", {}).items()}
     return render_template(
         "page.html", dataset=home.dataset, served=served,
         served_metadata=serving.metadata if serving else None, newest=newest, kind=kind,
-        why=why, mode=state.mode, chart=curve_svg(points, served, home.dataset),
+        why=why, mode=state.mode, chart=curve_svg(points, served, home.dataset, by_version),
+        live=by_version if live is not None else None,
         versions=points[::-1][:VERSIONS_SHOWN], batches=_recent_batches(home.ledger),
         reports=_reports(home), flower_url=_flower_url(), when=_when, figure=figure, r2=_r2)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pydantic_core
 from flask import Blueprint, current_app
 
+from app.data.predictions import PredictionLog
 from app.observe.metrics import PREDICTIONS
 from app.web import schemas
 from app.web.errors import InvalidRequest, read_body
@@ -14,11 +17,23 @@ from app.web.serving import get_model_holder
 bp = Blueprint("predict", __name__)
 
 
+def prediction_log(app) -> PredictionLog:
+    """This process's log of the answers it gives, made at its first answer: a web process
+    forked from a preloaded app starts its own writing thread."""
+    log = app.extensions.get("prediction_log")
+    if log is None or log.pid != os.getpid():
+        home = app.extensions["home"]
+        log = app.extensions["prediction_log"] = PredictionLog(home.storage, home.dataset)
+    return log
+
+
 @bp.post("/predict")
 @documented(body="PredictBody",
             responses={200: "the predictions, and the version that made them"})
 def predict():
-    """``{"model_version": V, "predictions": [...]}``, one prediction per record, in order.
+    """``{"model_version": V, "predictions": [...]}``, one prediction per record, in order;
+    with ``LOG_PREDICTIONS=1`` also ``"prediction_ids"``, under which each answer is kept for
+    its label to come back (``POST /feedback``).
 
     Every size goes through the model's ``predict_records`` (plain dicts, no pandas): it is
     faster than building a DataFrame for the ColumnTransformer at every size measured, from one
@@ -36,8 +51,11 @@ def predict():
     serving = get_model_holder(app).require()
     predictions = serving.model.predict_records(records)
     PREDICTIONS.inc(len(predictions))
+    answer = {"model_version": serving.version, "predictions": predictions}
+    if app.config["LOG_PREDICTIONS"]:
+        answer["prediction_ids"] = prediction_log(app).keep(serving.version, records, predictions)
     # pydantic-core writes 10,000 floats in a tenth of the time json.dumps takes, with the
     # same shortest round-trip digits.
-    body = pydantic_core.to_json({"model_version": serving.version, "predictions": predictions})
+    body = pydantic_core.to_json(answer)
     return app.response_class(body, 200, [("Content-Type", "application/json"),
                                           ("X-Model-Version", str(serving.version))])

@@ -122,6 +122,14 @@ def _number_within(low: float, high: float):
     return check
 
 
+def _finite_number(value: Any) -> float:
+    """A check: an int or float (not a boolean), finite, as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PydanticCustomError("number", "must be a finite number, got {got}",
+                                  {"got": _kind(value)})
+    return float(value)
+
+
 def _bounded(low: int, high: int) -> Any:
     """What the OpenAPI document says of a whole number in [low, high]."""
     return Annotated[int, Field(ge=low, le=high)]
@@ -195,6 +203,23 @@ class RollbackParams(TypedDict, total=False):
     reason: Required[Reason]
 
 
+class Label(TypedDict):
+    """The true value of an answer given: its ``prediction_id`` (from ``/predict``) and value."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    prediction_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    value: Annotated[float, BeforeValidator(_finite_number, json_schema_input_type=float)]
+
+
+class FeedbackBody(TypedDict):
+    """``POST /feedback``: more labels than ``MAX_RECORDS`` is a 413."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
+    labels: Annotated[list[Label], Field(min_length=1)]
+
+
 class BatchesQuery(TypedDict, total=False):
     """``GET /batches?limit=N&before=SEQ``: ``before`` pages on from a batch's ``seq``."""
 
@@ -219,6 +244,7 @@ _SERVING = TypeAdapter(ServingChange)
 _ROLLBACK = TypeAdapter(RollbackParams)
 # The fields each body may hold, for the error that names an unknown one.
 _FIELDS = {"evaluate": "the body may have only version and n",
+           "feedback": 'the body is {"labels": [...]}, each {"prediction_id": "...", "value": x}',
            "serving": "the body may have only version and reason",
            "rollback": "the body may have only to and reason"}
 
@@ -258,6 +284,8 @@ def _describe(error: dict, scope: str, features: tuple[str, ...]) -> dict:
         message = error["msg"]
     else:
         message = template.format(got=_kind(error.get("input")), **(error.get("ctx") or {}))
+    if error["type"] == "too_short" and error["loc"] == ("labels",):
+        message = "must hold at least one label"
     if error["type"] == "extra_forbidden":
         message += f" ({_known_fields(error['loc'], scope, features)})"
     elif error["type"] == "missing" and error["loc"] == ("reason",):
@@ -416,6 +444,21 @@ def ingest_records(body: bytes, max_records: int) -> list[dict]:
             message += f" (and {len(wrong) - 1:,} more problem{'s' if len(wrong) > 2 else ''})"
         raise InvalidInput(message, errors)
     return records
+
+
+_FEEDBACK = TypeAdapter(FeedbackBody)
+
+
+def feedback_labels(body: bytes, max_labels: int) -> list[dict]:
+    """The labels of a ``/feedback`` body, ``{"labels": [{"prediction_id", "value"}, ...]}``."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise InvalidInput(f'the body must be a JSON object {{"labels": [...]}}, got {_kind(data)}')
+    labels = data.get("labels")
+    if isinstance(labels, list) and len(labels) > max_labels:
+        raise TooManyRecords(f"labels: at most {max_labels:,} labels are accepted per request, "
+                             f"got {len(labels):,}")
+    return _validate(_FEEDBACK, data, "feedback")["labels"]
 
 
 def reason_param(body: bytes) -> str:

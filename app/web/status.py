@@ -43,6 +43,15 @@ def queue_lengths() -> dict:
     return {**lengths, "pending_train": pending}
 
 
+def live_error() -> dict:
+    """The error of answers already given, as their labels came back; an ``error`` instead
+    when Redis does not answer."""
+    try:
+        return metrics.LiveError(_redis(), get_home().url).read()
+    except (redis.RedisError, OSError) as error:
+        return {"error": explain(current_app.config["REDIS_URL"], error, REDIS_TIMEOUT)}
+
+
 @bp.get("/status")
 @documented(responses={200: "the pipeline's state"})
 def status():
@@ -68,6 +77,7 @@ def status():
         "serving_version": serving.version,
         "serving_mode": serving.mode,
         "queues": queue_lengths(),
+        **({"live": live_error()} if current_app.config["LOG_PREDICTIONS"] else {}),
         # What a command on this machine compares with its own settings, to write batches
         # straight to the store when it reaches the same one (python -m app ingest).
         "fingerprints": {"home": settings.fingerprint(home.url),

@@ -8,7 +8,7 @@ import pytest
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 ALERTS = ("PipelineNoBatch", "PipelinePrequentialErrorRising", "PipelineDriftDetected",
-          "PipelinePredictErrors", "PipelinePromotionRefused")
+          "PipelinePredictErrors", "PipelinePromotionRefused", "PipelineLiveErrorAboveExpected")
 
 
 @pytest.fixture(scope="module")

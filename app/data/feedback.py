@@ -1,0 +1,58 @@
+"""Labels that come back for answers already given: joined to the kept records, by id.
+
+:func:`join` looks the labels' ids up among the kept predictions (:mod:`app.data.predictions`),
+lets ``claim`` say which of them were never labelled before (so a label sent twice, to two
+hosts at the same moment, counts once), and returns the rows to learn (the features that were
+answered, the label as the target) with the live error of each version: how far its answers
+were from the truth that came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from app.data.predictions import find
+from app.dataset import Dataset
+from app.storage import Storage
+
+
+@dataclass
+class Joined:
+    """What came of a set of labels: ``rows`` to learn, and counts."""
+
+    rows: pd.DataFrame
+    matched: int  # labels of kept answers never labelled before: learnt
+    unknown: int  # labels of ids not kept (never given, malformed, or swept)
+    repeated: int  # labels of answers labelled already: counted once, the first time
+    # version -> (labels, sum of absolute errors) of the matched answers it gave
+    live: dict[int, tuple[int, float]] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)  # the matched answers' ids
+
+
+def join(storage: Storage, dataset: Dataset, labels: list[dict],
+         claim: Callable[[list[str]], set[str]]) -> Joined:
+    """Join ``labels`` (``{"prediction_id", "value"}`` each) to the kept records."""
+    values: dict[str, float] = {}
+    for label in labels:  # the first label of an id in one request is the one
+        values.setdefault(label["prediction_id"], float(label["value"]))
+    kept = find(storage, values)
+    unknown = len(values) - len(kept)
+    if kept.empty:
+        return Joined(pd.DataFrame(columns=dataset.learnt_columns), matched=0, unknown=unknown,
+                      repeated=len(labels) - unknown)
+    new = kept[kept["id"].isin(claim(kept["id"].tolist()))]
+    truth = new["id"].map(values).to_numpy(dtype=float)
+    rows = new[list(dataset.feature_names)].reset_index(drop=True)
+    rows[dataset.target] = truth
+    errors = np.abs(truth - new["prediction"].to_numpy(dtype=float))
+    versions = new["version"].to_numpy()
+    live = {}
+    for version in np.unique(versions):
+        answered = versions == version
+        live[int(version)] = (int(answered.sum()), float(errors[answered].sum()))
+    return Joined(rows, matched=len(new), unknown=unknown,
+                  repeated=len(labels) - len(new) - unknown, live=live, ids=new["id"].tolist())

@@ -1,0 +1,45 @@
+"""The kept answers: written a second at a time, found by id, swept after their days."""
+
+from datetime import datetime, timedelta, timezone
+
+from app.data import predictions
+from app.data.predictions import PredictionLog, find, parse_id
+from app.dataset import builtin
+
+RECORD = {"idade": 35, "cidade": "Recife", "cargo": "Professor"}
+
+
+def test_ids_are_unique_across_logs_and_find_their_records(home):
+    logs = [PredictionLog(home.storage, builtin(), flush_every=3600) for _ in range(2)]
+    ids = [i for log in logs for i in log.keep(7, [RECORD] * 5, [1000.0 + n for n in range(5)])]
+    assert len(set(ids)) == 10
+    for log in logs:
+        assert log.flush() == 5
+    found = find(home.storage, ids + ["f" * 28, "nonsense"]).set_index("id")
+    assert set(found.index) == set(ids)
+    assert found.loc[ids[3], "prediction"] == 1003.0 and found.loc[ids[3], "version"] == 7
+    assert found.loc[ids[3], "cidade"] == "Recife"
+
+
+def test_a_record_is_found_in_a_file_opened_the_minute_before(home):
+    """A file holds what its process kept during up to a second: one opened at 10:24:59.9
+    holds records of 10:25:00, and lives in 10:24's folder."""
+    log = PredictionLog(home.storage, builtin(), flush_every=3600)
+    ids = log.keep(1, [RECORD], [1.0])
+    ms, tag, seq = parse_id(ids[0])
+    later = f"{ms + 150:012x}{tag:08x}{seq + 1:08x}"
+    with log._lock:  # the second record of the same file, kept 150 ms later
+        log._pending.append((ms + 150, seq + 1, 1, [RECORD], [2.0]))
+        log._seq += 1
+    log.flush()
+    assert set(find(home.storage, [ids[0], later])["id"]) == {ids[0], later}
+
+
+def test_kept_answers_are_swept_after_their_days(home):
+    log = PredictionLog(home.storage, builtin(), flush_every=3600)
+    ids = log.keep(1, [RECORD], [1.0])
+    log.flush()
+    now = datetime.now(timezone.utc)
+    assert predictions.sweep(home.storage, keep_days=7, now=now) == 0
+    assert predictions.sweep(home.storage, keep_days=7, now=now + timedelta(days=8)) == 1
+    assert find(home.storage, ids).empty
