@@ -66,7 +66,7 @@ SHUFFLE_SEED = 0
 
 
 def river_models() -> dict:
-    from river import compose, linear_model, optim, preprocessing, tree
+    from river import linear_model, optim, preprocessing, tree
 
     def pipeline(model):
         return preprocessing.StandardScaler() | model

@@ -319,7 +319,7 @@ def bars(results: dict[str, Run], drift_after: int) -> list[tuple[str, bool]]:
     checks = []
     none = results.get("none")
     if none:
-        p, b = row_figures(none, "pipeline", drift_after), row_figures(none, "batch fit", drift_after)
+        p = row_figures(none, "pipeline", drift_after)
         checks.append((f"none, {none.batches} batches: 0 false alarms (pipeline: {p['false']})",
                        p["false"] == 0))
         # At every checkpoint, the end (batch 1,000) included.

@@ -123,6 +123,18 @@ def stop_processes(processes, timeout: float = 30) -> None:
             process.wait()
 
 
+def http_json(url: str, path: str, body=None):
+    """``url + path``'s JSON answer: a POST of ``body`` as JSON, or a GET without one."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, current_app, request, url_for
 from kombu.exceptions import OperationalError
-from werkzeug.exceptions import NotFound, RequestEntityTooLarge, ServiceUnavailable
+from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from app.data.batches import discard_batch, receive_records
 from app.data.generator import new_batch_id
@@ -18,7 +18,7 @@ from app.data.ledger import UnknownBatch
 from app.queueing import check_and_learn, send_steps
 from app.web import schemas
 from app.web.access import actor, operator_route
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
 from app.web.serving import get_home
 
@@ -50,12 +50,7 @@ def ingest():
 
     The batch is whole or absent: if the tasks cannot be sent, what was written is removed.
     """
-    try:
-        records = schemas.ingest_records(read_body(), current_app.config["MAX_RECORDS"])
-    except schemas.TooManyRecords as error:
-        raise RequestEntityTooLarge(str(error)) from None
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    records = schemas.ingest_records(read_body(), current_app.config["MAX_RECORDS"])
     home = get_home()
     batch_id = new_batch_id()
     try:
@@ -77,12 +72,9 @@ def ingest():
 @documented(query=schemas.BatchesQuery, responses={200: "the batches, newest first"})
 def batches():
     """``{"batches": [...], "total": N}`` newest first; ``?limit=N``, ``?before=SEQ`` to page on."""
-    try:
-        limit = schemas.query_number(request.args, "limit", 1, schemas.BATCHES_MAX_LIMIT,
-                                     schemas.BATCHES_LIMIT)
-        before = schemas.query_number(request.args, "before", 1, 2**53)
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    limit = schemas.query_number(request.args, "limit", 1, schemas.BATCHES_MAX_LIMIT,
+                                 schemas.BATCHES_LIMIT)
+    before = schemas.query_number(request.args, "before", 1, 2**53)
     ledger = get_home().ledger
     listed = []
     for batch in ledger.newest_first(before):
@@ -109,10 +101,7 @@ def batch(batch_id: str):
 @operator_route
 def forget(batch_id: str):
     """202 ``{"task_id"}`` for ``pipeline.forget``: a new version exactly without the batch."""
-    try:
-        reason = schemas.reason_param(read_body())
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    reason = schemas.reason_param(read_body())
     _batch(batch_id)
     try:
         result = send_steps(_celery(), ("pipeline.forget", {"batch_id": batch_id, "reason": reason,

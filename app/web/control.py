@@ -23,13 +23,6 @@ from app.web.serving import get_home, get_model_holder
 bp = Blueprint("control", __name__)
 
 
-def _body(parse):
-    try:
-        return parse(read_body())
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
-
-
 def _answer(state) -> dict:
     """The serving state, and which versions it learnt from forgotten batches (if any)."""
     home = get_home()
@@ -69,7 +62,7 @@ def serving():
 @operator_route
 def change_serving():
     """Pin ``{"version": V, "reason"}``, or follow again with ``{"version": "latest", ...}``."""
-    params = _body(schemas.serving_change)
+    params = schemas.serving_change(read_body())
     if params["version"] == "latest":
         return _change(lambda control: control.follow(reason=params["reason"], by=actor()))
     return _change(lambda control: control.pin(params["version"], reason=params["reason"],
@@ -82,7 +75,7 @@ def change_serving():
 def rollback():
     """``{"reason", "to": V}``: pin ``to``, or else the newest promoted version older than the
     one served now (so rolling back twice goes back two versions)."""
-    params = _body(schemas.rollback_params)
+    params = schemas.rollback_params(read_body())
     return _change(lambda control: control.rollback(reason=params["reason"], by=actor(),
                                                     to=params.get("to")))
 
@@ -95,12 +88,9 @@ def audit():
     ``?limit=N`` (default 50, at most 1,000), ``?before=ID`` continues from a previous page's
     ``next_before``, ``?action=pin`` keeps one kind of event.
     """
-    try:
-        limit = schemas.query_number(request.args, "limit", 1, schemas.AUDIT_MAX_LIMIT,
-                                     schemas.AUDIT_LIMIT)
-        before = schemas.query_number(request.args, "before", 1, schemas.VERSION_MAX)
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    limit = schemas.query_number(request.args, "limit", 1, schemas.AUDIT_MAX_LIMIT,
+                                 schemas.AUDIT_LIMIT)
+    before = schemas.query_number(request.args, "before", 1, schemas.VERSION_MAX)
     action = request.args.get("action")
     if action is not None and action not in ACTIONS:
         message = f"must be one of {', '.join(ACTIONS)}"

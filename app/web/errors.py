@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from app.web.schemas import InvalidInput
+from app.web.schemas import InvalidInput, TooManyRecords
 
 
 class InvalidRequest(BadRequest):
@@ -77,3 +77,8 @@ def json_error(error: HTTPException):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, json_error)
+    # What a body or query breaks, raised by the checks (app.web.schemas) wherever a view
+    # calls them: a 400 naming the field, or a 413, with no handling in the view.
+    app.register_error_handler(InvalidInput, lambda invalid: json_error(InvalidRequest(invalid)))
+    app.register_error_handler(TooManyRecords,
+                               lambda error: json_error(RequestEntityTooLarge(str(error))))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, current_app, url_for
 from kombu.exceptions import OperationalError
-from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
+from werkzeug.exceptions import ServiceUnavailable
 
 from app import settings
 from app.data.batches import discard_batch, receive_batch
@@ -25,7 +25,7 @@ from app.observe.metrics import LiveError
 from app.queueing import check_and_learn
 from app.web import schemas
 from app.web.access import operator_route
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
 from app.web.serving import get_home
 
@@ -70,12 +70,7 @@ def feedback():
     """202 ``{"batch_id", "task_id", "matched", "unknown", "repeated"}``: the labels of kept
     answers become a batch (source ``feedback``), learnt like any other; an unknown or expired
     id is counted, not an error; a label given twice for one answer counts once."""
-    try:
-        labels = schemas.feedback_labels(read_body(), current_app.config["MAX_RECORDS"])
-    except schemas.TooManyRecords as error:
-        raise RequestEntityTooLarge(str(error)) from None
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    labels = schemas.feedback_labels(read_body(), current_app.config["MAX_RECORDS"])
     home = get_home()
     environment = settings.load()
     claims = Claims(_redis(), home.url, environment.keep_predictions_days)

@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, request
 
 from app.lifecycle.challenge import latest_contest
 from app.web import schemas
-from app.web.errors import InvalidRequest
 from app.web.openapi import documented
 from app.web.serving import get_home
 
@@ -25,11 +24,8 @@ def list_models():
     ``kind`` says whether it is a champion or a challenger.
     """
     config = current_app.config
-    try:
-        limit = schemas.query_number(request.args, "limit", 1, config["MODELS_MAX_LIMIT"],
-                                     config["MODELS_LIMIT"])
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    limit = schemas.query_number(request.args, "limit", 1, config["MODELS_MAX_LIMIT"],
+                                 config["MODELS_LIMIT"])
     home = get_home()
     models = home.registry.list(limit)
     forgotten = home.forgotten.entries()

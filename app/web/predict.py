@@ -9,8 +9,7 @@ from flask import Blueprint, current_app
 
 from app.data.predictions import PredictionLog
 from app.observe.metrics import PREDICTIONS
-from app.web import schemas
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
 from app.web.serving import get_model_holder
 
@@ -42,11 +41,7 @@ def predict():
     # Each look through Flask's context proxies costs about half a microsecond, a tenth of
     # what this view adds to a one-record request: the app is looked up once.
     app = current_app._get_current_object()
-    try:
-        records = app.extensions["requests"].predict_records(read_body(app),
-                                                             app.config["MAX_RECORDS"])
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    records = app.extensions["requests"].predict_records(read_body(app), app.config["MAX_RECORDS"])
     # One snapshot for the whole request: the version named is the one that answered.
     serving = get_model_holder(app).require()
     predictions = serving.model.predict_records(records)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import NotFound, ServiceUnavailable
 from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import operator_route
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
 from app.web.serving import get_model_holder
 
@@ -45,10 +45,7 @@ def evaluate():
 
     The version is checked here, so a typo gets an answer now rather than a failed task later.
     """
-    try:
-        params = schemas.evaluate_params(read_body())
-    except schemas.InvalidInput as invalid:
-        raise InvalidRequest(invalid) from None
+    params = schemas.evaluate_params(read_body())
     registry = get_model_holder().registry
     newest = registry.latest_version()
     if newest is None:

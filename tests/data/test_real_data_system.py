@@ -2,7 +2,6 @@
 hourly wages), fed by `python -m app ingest` and by the inbox, asked for predictions and an
 evaluation as a user would."""
 
-import json
 import urllib.request
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from app.storage import open_storage
 from examples.cps1985 import cps1985
 from tests.faults.conftest import make_system, redis_server  # noqa: F401 - fixtures
-from tests.support import create_bucket, wait_for
+from tests.support import http_json, create_bucket, wait_for
 from tests.test_cli import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -21,14 +20,6 @@ DECLARATION = str(ROOT / "examples" / "cps1985.toml")
 RECORD = {"education": 16, "experience": 10, "age": 32, "ethnicity": "cauc", "region": "other",
           "gender": "female", "occupation": "management", "sector": "other", "union": "no",
           "married": "yes"}
-
-
-def call(url: str, path: str, body=None):
-    request = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def final(home, batch_ids) -> bool:
@@ -49,15 +40,15 @@ def test_a_wage_file_is_ingested_learnt_predicted_and_evaluated(make_system, tmp
     assert all("0 quarantined" in line for line in result.stdout.splitlines()
                if line.startswith("batch "))
     wait_for(lambda: final(system.home, batch_ids), timeout=120, what="every batch learnt")
-    answer = call(system.web_url, "/predict", RECORD)
+    answer = http_json(system.web_url, "/predict", RECORD)
     assert 1 < answer["predictions"][0] < 45 and answer["model_version"] >= 1
-    schema = call(system.web_url, "/openapi.json")["components"]["schemas"]["Record"]
+    schema = http_json(system.web_url, "/openapi.json")["components"]["schemas"]["Record"]
     assert set(schema["properties"]) == set(RECORD)
-    assert call(system.web_url, "/dataset")["target"] == "wage"
+    assert http_json(system.web_url, "/dataset")["target"] == "wage"
     page = urllib.request.urlopen(system.web_url + "/", timeout=30).read().decode()
     assert "<h1>CPS 1985 wages model</h1>" in page and "MAE on the next batch (USD/hour)" in page
-    task = call(system.web_url, "/evaluate", {"n": 500})["task_id"]
-    done = wait_for(lambda: (state := call(system.web_url, f"/tasks/{task}"))["state"] in (
+    task = http_json(system.web_url, "/evaluate", {"n": 500})["task_id"]
+    done = wait_for(lambda: (state := http_json(system.web_url, f"/tasks/{task}"))["state"] in (
         "SUCCESS", "FAILURE") and state, timeout=120, what="the evaluation")
     assert done["state"] == "SUCCESS", done
     evaluation = done["result"]

@@ -2,7 +2,6 @@
 labels back (over HTTP and with `python -m app feedback`), see them learnt and the live error
 on /status, /metrics and the model page."""
 
-import json
 import urllib.request
 
 import numpy as np
@@ -10,18 +9,10 @@ import pytest
 
 from app.data.generator import generate
 from tests.faults.conftest import make_system, redis_server  # noqa: F401 - fixtures
-from tests.support import metric_samples, wait_for
+from tests.support import http_json, metric_samples, wait_for
 from tests.test_cli import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def call(url: str, path: str, body=None):
-    request = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def test_answers_given_then_their_labels_are_learnt_and_measured(make_system, tmp_path):
@@ -31,13 +22,13 @@ def test_answers_given_then_their_labels_are_learnt_and_measured(make_system, tm
     people = generate(600, seed=41)
     records = people[["idade", "cidade", "cargo"]].astype({"idade": int}).to_dict("records")
     records = [{**r, "cidade": str(r["cidade"]), "cargo": str(r["cargo"])} for r in records]
-    answer = call(system.web_url, "/predict", {"records": records})
+    answer = http_json(system.web_url, "/predict", {"records": records})
     ids, predicted = answer["prediction_ids"], np.asarray(answer["predictions"])
     truth = people["salario"].to_numpy(dtype=float)
     half = len(ids) // 2
     # Over HTTP...
     labels = [{"prediction_id": i, "value": float(v)} for i, v in zip(ids[:half], truth[:half])]
-    reply = wait_for(lambda: (r := call(system.web_url, "/feedback", {"labels": labels}))
+    reply = wait_for(lambda: (r := http_json(system.web_url, "/feedback", {"labels": labels}))
                      ["matched"] and r, timeout=10, what="the kept answers written")
     assert (reply["matched"], reply["unknown"]) == (half, 0)
     # ...and from a file, as `python -m app feedback` sends it.
@@ -52,7 +43,7 @@ def test_answers_given_then_their_labels_are_learnt_and_measured(make_system, tm
     wait_for(lambda: all(system.home.ledger.get(b["batch_id"])["status"] == "trained"
                          for b in feedback), timeout=120, what="the feedback batches learnt")
     expected = float(np.mean(np.abs(truth - predicted)))
-    live = call(system.web_url, "/status")["live"]
+    live = http_json(system.web_url, "/status")["live"]
     assert live["labelled"] == len(ids) and live["mae"] == pytest.approx(expected, rel=1e-9)
     samples = metric_samples(urllib.request.urlopen(system.web_url + "/metrics").read().decode())
     version = str(answer["model_version"])
