@@ -9,15 +9,20 @@ were from the truth that came back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from app.data.predictions import find
+from app.data.predictions import FLUSH_EVERY, find, parse_id
 from app.dataset import Dataset
 from app.storage import Storage
+
+
+# Waited at most for answers of the last moments to be written (their log writes each second).
+SETTLE = FLUSH_EVERY + 0.5
 
 
 @dataclass
@@ -33,13 +38,27 @@ class Joined:
     ids: list[str] = field(default_factory=list)  # the matched answers' ids
 
 
+def _find_settled(storage: Storage, ids) -> pd.DataFrame:
+    """:func:`find`, waiting once for the answers of the last second a web process may still
+    hold in memory: a label sent right after its answer is not unknown for that."""
+    kept = find(storage, ids)
+    missing = set(ids) - set(kept["id"])
+    recent = [i for i in missing if (parsed := parse_id(i)) and parsed[0] > time.time() * 1000
+              - SETTLE * 1000]
+    if not recent:
+        return kept
+    newest = max(parse_id(i)[0] for i in recent) / 1000
+    time.sleep(max(0.0, newest + SETTLE - time.time()))
+    return pd.concat([kept, find(storage, recent)], ignore_index=True)
+
+
 def join(storage: Storage, dataset: Dataset, labels: list[dict],
          claim: Callable[[list[str]], set[str]]) -> Joined:
     """Join ``labels`` (``{"prediction_id", "value"}`` each) to the kept records."""
     values: dict[str, float] = {}
     for label in labels:  # the first label of an id in one request is the one
         values.setdefault(label["prediction_id"], float(label["value"]))
-    kept = find(storage, values)
+    kept = _find_settled(storage, values)
     unknown = len(values) - len(kept)
     if kept.empty:
         return Joined(pd.DataFrame(columns=dataset.learnt_columns), matched=0, unknown=unknown,

@@ -105,3 +105,13 @@ def test_more_than_ten_thousand_labels_is_a_413(loop):
     labels = [{"prediction_id": "0" * 28, "value": 1.0}] * 10_001
     assert client.post("/feedback", json={"labels": labels}).status_code == 413
     assert sent == []
+
+
+def test_a_label_sent_right_after_its_answer_is_matched(loop):
+    """The answer may still be in its web process's memory (written each second): the
+    feedback waits for it, once, rather than call it unknown."""
+    client, _, _ = loop
+    answer = client.post("/predict", json=PROBE).get_json()
+    reply = client.post("/feedback", json={"labels": [
+        {"prediction_id": answer["prediction_ids"][0], "value": 6000.0}]}).get_json()
+    assert (reply["matched"], reply["unknown"]) == (1, 0)
