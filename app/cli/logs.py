@@ -1,7 +1,8 @@
 """``logs [FILE]``: a summary of the pipeline's log, plain lines or ``LOG_JSON=1`` lines.
 
 It reads the lines :mod:`app.logs` writes (the default file is the running system's log, see
-:attr:`app.settings.Settings.system_log`) and counts what an operator asks first: events per
+:attr:`app.settings.Settings.system_log`), or what ``make run`` printed, saved to a file, and
+counts what an operator asks first: events per
 task and level, the failures with their reasons and batches, quarantined rows, drift and the
 versions made. The facts come from the messages themselves (the same text in both formats),
 so a line is understood the same way however it was written.
@@ -23,6 +24,8 @@ from app.cli.files import FileProblem
 PLAIN = re.compile(r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \| (?P<level>\w+)\s*\| "
                    r"(?P<process>.*?) \| task=(?P<task_id>\S+) batch=(?P<batch_id>\S+) \| "
                    r"(?P<source>\S+) \| (?P<message>.*)$")
+# What `make run` puts before each line a process printed: its name, padded, and a bar.
+RELAYED = re.compile(r"^[A-Za-z0-9_-]+ *\| (?=\d{4}-\d\d-\d\d |\{)")
 TASK_END = re.compile(r"^task (?P<task>\S+) ended: outcome=(?P<outcome>\w+) batch=(?P<batch>\S+) "
                       r"version=(?P<version>\S+) duration=(?P<duration>[\d.]+)s"
                       r"(?: error=(?P<error>.*))?$")
@@ -58,7 +61,10 @@ class Summary:
 
 
 def parse(line: str) -> Event | None:
-    """One event from a plain or a JSON line; None for anything else (a traceback's lines)."""
+    """One event from a plain or a JSON line, as the log file holds it or as ``make run``
+    printed it (after its ``worker | `` name column); None for anything else (a traceback's
+    lines, the runner's own)."""
+    line = RELAYED.sub("", line, count=1)
     if line.startswith("{"):
         try:
             record = json.loads(line)["record"]

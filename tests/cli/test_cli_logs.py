@@ -32,16 +32,30 @@ logger.info("a line of no task")
                    capture_output=True)
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["plain", "json"])
-def test_logs_summarises_tasks_failures_quarantine_drift_and_versions(tmp_path, as_json):
+def as_make_run_prints(path) -> None:
+    """``path``'s lines as `make run` shows them: after each process's name, with the runner's
+    own lines between them."""
+    names = ["worker", "beat", "web"]
+    lines = [f"{names[n % 3]:<6} | {line}" for n, line in enumerate(path.read_text().splitlines())]
+    lines.insert(0, "runner | started worker (pid 4242): celery -A worker worker --loglevel=INFO")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("as_json, relayed", [(False, False), (True, False), (False, True),
+                                              (True, True)],
+                         ids=["plain", "json", "plain from make run", "json from make run"])
+def test_logs_summarises_tasks_failures_quarantine_drift_and_versions(tmp_path, as_json,
+                                                                        relayed):
     path = tmp_path / "pipeline.log"
     write_log(path, as_json)
     lines = path.read_text().splitlines()
     assert len(lines) == 7 and lines[0].startswith("{") == as_json
+    if relayed:
+        as_make_run_prints(path)
     result = run_cli("logs", str(path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "7 events in 7 lines" in out
+    assert f"7 events in {8 if relayed else 7} lines" in out
     assert "pipeline.normalize     INFO 2" in out
     # Two train tasks (t2 succeeded, t3 failed): their events counted under the task's name.
     assert "pipeline.train         INFO 2  WARNING 1  ERROR 1" in out
