@@ -135,6 +135,19 @@ def http_json(url: str, path: str, body=None):
         return json.loads(answer.read())
 
 
+def wait_for_listeners(redis_url: str, home_url: str, count: int, timeout: float = 30.0) -> None:
+    """Until ``count`` web processes listen to the notices of ``home_url`` (they start their
+    listener at their first request): a notice sent sooner could reach none of them."""
+    import redis
+
+    from app.notices import channel
+
+    client = redis.Redis.from_url(redis_url)
+    wait_for(lambda: dict(client.pubsub_numsub(channel(home_url))).get(
+        channel(home_url).encode(), 0) >= count, timeout=timeout,
+        what=f"{count} web processes listening to the notices")
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
     deadline = time.monotonic() + timeout

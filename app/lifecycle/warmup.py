@@ -14,11 +14,12 @@ from app.lifecycle.learning import Learner
 ROWS = 200
 
 
-def rehearse() -> None:
+def rehearse() -> bool:
     """Generate, normalize and train two small batches in a temporary home, silently; and
     import what the first challenger's publication would (skops: half a second idle, seconds
     on a busy machine, in each pool process). The challenger is not fitted here: its OpenMP
-    threads must not be started before the pool forks."""
+    threads must not be started before the pool forks. Whether it went through: a rehearsal
+    that fails is a warning, never a worker that cannot start."""
     import skops.io  # noqa: F401 - imported for the pool processes to inherit
 
     logger.disable("app")
@@ -34,7 +35,8 @@ def rehearse() -> None:
     except Exception as error:  # noqa: BLE001 - a speed-up must never keep the worker from starting
         failure = f"{type(error).__name__}: {error}"
     else:
-        return
+        return True
     finally:
         logger.enable("app")
     logger.warning("the worker starts cold: its rehearsal failed ({})", failure)
+    return False

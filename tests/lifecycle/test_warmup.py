@@ -9,7 +9,7 @@ from app.lifecycle import warmup
 
 def test_the_rehearsal_leaves_nothing_behind_and_keeps_the_logs_on(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    warmup.rehearse()
+    assert warmup.rehearse(), "the rehearsal went through"
     assert list(tmp_path.iterdir()) == [], "the throwaway home is removed"
     lines = []
     sink = logger.add(lines.append, level="INFO")
@@ -29,7 +29,7 @@ def test_a_failed_rehearsal_is_a_warning_not_a_worker_that_cannot_start(monkeypa
     lines = []
     sink = logger.add(lines.append, level="WARNING")
     try:
-        warmup.rehearse()
+        assert not warmup.rehearse()
     finally:
         logger.remove(sink)
     assert any("rehearsal failed (OSError: no space left on device)" in line for line in lines)

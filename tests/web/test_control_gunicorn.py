@@ -1,12 +1,13 @@
 """Pins under the real server (gunicorn, 2 workers), made with the command line as operators do."""
 
 import json
+import os
 import time
 import urllib.request
 
 import pytest
 
-from tests.support import wait_for
+from tests.support import wait_for, wait_for_listeners
 from tests.test_cli import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -44,7 +45,7 @@ def test_pins_from_the_command_line_reach_every_worker_and_the_audit(
     with gunicorn(registry.storage.url) as url:
         seen = {}
         every_worker_serves(url, second, seen, timeout=90)
-        time.sleep(0.5)  # both workers subscribed (their first request started the listener)
+        wait_for_listeners(os.environ["REDIS_URL"], registry.storage.url, 2)
 
         def cli(*args):
             result = run_cli("--url", url, *args)

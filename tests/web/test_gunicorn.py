@@ -2,8 +2,9 @@
 
 import http.client
 import json
-import time
 from urllib.parse import urlsplit
+
+from tests.support import wait_for
 
 import pytest
 
@@ -49,26 +50,21 @@ def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_
         assert call(url, "GET", "/health")[1]["model_version"] is None
 
         first = save_model(first_model)
-        time.sleep(1.0)
-        versions, pids = versions_served(url)
-        assert versions == {first}
-        assert len(pids) == 2, "both gunicorn workers should have answered"
+        wait_for(lambda: versions_served(url)[0] == {first}, what="every worker serving it")
+        assert len(versions_served(url)[1]) == 2, "both gunicorn workers should have answered"
 
         second = save_model(second_model, "b2")
-        time.sleep(1.0)
-        assert versions_served(url)[0] == {second}
+        wait_for(lambda: versions_served(url)[0] == {second}, what="every worker serving it")
         status, body = call(url, "POST", "/predict", {"records": [PROBE] * 3})
         assert status == 200 and body["predictions"] == second_model.predict_records([PROBE] * 3)
 
         broken = save_broken_version("checksum")
-        time.sleep(1.0)
+        wait_for(lambda: {tuple(call(url, "GET", "/health")[1]["refused_versions"])
+                          for _ in range(20)} == {(broken,)}, what="every worker refusing it")
         assert versions_served(url)[0] == {second}
-        refused = {tuple(call(url, "GET", "/health")[1]["refused_versions"]) for _ in range(20)}
-        assert refused == {(broken,)}
 
         third = save_model(first_model, "b3")
-        time.sleep(1.0)
-        assert versions_served(url)[0] == {third}
+        wait_for(lambda: versions_served(url)[0] == {third}, what="every worker serving it")
 
 
 def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit_and_reads_a_small_one(

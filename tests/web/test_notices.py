@@ -1,12 +1,13 @@
 """Pushed notices: web processes switch on a Redis notice, not at their next poll."""
 
+import os
 import time
 
 import pytest
 
 from app.lifecycle.home import Home
 from app.notices import Notifier
-from tests.support import wait_for
+from tests.support import wait_for, wait_for_listeners
 
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 # Far longer than any wait below: a switch within it can only come from a notice.
@@ -95,7 +96,7 @@ def test_under_gunicorn_every_worker_switches_on_the_notice(gunicorn, announcing
         seen = {}
         wait_for(lambda: len(served_by_worker(url, seen)) == 2, what="both workers to answer")
         assert set(seen.values()) == {first}
-        time.sleep(1.0)  # both workers subscribed (their first request started the listener)
+        wait_for_listeners(os.environ["REDIS_URL"], announcing.storage.url, 2)
         second = publish(announcing, second_model, "b2")
         wait_for(lambda: set(served_by_worker(url, seen).values()) == {second}, timeout=5,
                  interval=0.01, what="every worker to serve the new version")

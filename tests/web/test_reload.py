@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from tests.support import wait_for
+
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 BROKEN = ["checksum", "garbage", "not_a_model", "pickle", "missing"]
 
@@ -15,30 +17,25 @@ def predict(client):
     return response.get_json()
 
 
-def wait_until_served(client, version, timeout=2.0):
-    """Seconds until /predict names ``version``; fails after ``timeout``."""
-    start = time.monotonic()
-    while client.post("/predict", json=PROBE).get_json().get("model_version") != version:
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"version {version} not served within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - start
+def wait_until_served(client, version) -> None:
+    """Until /predict names ``version``, without a restart (how soon is bench/freshness.py's)."""
+    wait_for(lambda: client.post("/predict", json=PROBE).get_json().get("model_version")
+             == version, interval=0.01, what=f"version {version} served")
 
 
-def test_a_new_version_is_served_within_a_second_without_restart(client, save_model, first_model,
-                                                                  second_model):
+def test_a_new_version_is_served_without_restart(client, save_model, first_model, second_model):
     first = save_model(first_model)
     assert predict(client) == {"model_version": first,
                                "predictions": first_model.predict_records([PROBE])}
     second = save_model(second_model, "b2")
-    assert wait_until_served(client, second) < 1.0
+    wait_until_served(client, second)
     assert predict(client)["predictions"] == second_model.predict_records([PROBE])
 
 
 def test_the_first_model_is_served_once_saved_after_503s(client, save_model, first_model):
     assert client.post("/predict", json=PROBE).status_code == 503
     version = save_model(first_model)
-    assert wait_until_served(client, version) < 1.0
+    wait_until_served(client, version)
 
 
 def test_the_model_file_is_read_once_per_version_not_per_request(client, app, save_model,
@@ -91,7 +88,7 @@ def test_a_broken_new_version_is_refused_once_and_the_old_keeps_serving(
     assert not marker.exists(), "a model file ran code when loaded"
     # A good version after the broken one is served as usual.
     newer = save_model(second_model, "b3")
-    assert wait_until_served(client, newer) < 1.0
+    wait_until_served(client, newer)
 
 
 def test_at_start_the_newest_version_that_verifies_is_served(make_app, save_model,
