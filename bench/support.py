@@ -154,7 +154,7 @@ class SlowClients:
     byte every ``interval`` seconds; ``bodies`` send a whole head and trickle its body;
     ``silent`` connect and say nothing. A connection the server closes is opened again, so the
     crowd stays whole while it lasts, as an attacker's would; the first ones (one per slot) are
-    remembered, to tell how soon the server let go of them.
+    remembered, to tell how soon the server let go of them and with what answer.
 
     ``with SlowClients(...) as crowd`` returns once every first connection is open.
     """
@@ -165,6 +165,7 @@ class SlowClients:
         self.slots = ["headers"] * headers + ["bodies"] * bodies + ["silent"] * silent
         self.first_open: dict[int, float] = {}  # slot -> when its first connection opened
         self.first_closed: dict[int, float] = {}  # slot -> when the server closed it
+        self.first_answers: dict[int, bytes] = {}  # slot -> the status line it sent, or b""
         self.open_now = 0
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
@@ -174,11 +175,12 @@ class SlowClients:
     def __enter__(self) -> SlowClients:
         self._thread.start()
         if not self._ready.wait(60):
+            self.__exit__()
             raise RuntimeError(f"only {len(self.first_open)} of {len(self.slots)} slow "
                                f"connections opened within 60 s")
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(30)
 
@@ -212,25 +214,29 @@ class SlowClients:
                 self.first_open[slot] = time.monotonic()
                 if len(self.first_open) == len(self.slots):
                     self._ready.set()
-            first = slot not in self.first_closed
             try:
                 writer.write(start)
-                await self._trickle(reader, writer, itertools.cycle(trickle) if trickle else None)
+                answer = await self._trickle(reader, writer,
+                                             itertools.cycle(trickle) if trickle else None)
             finally:
                 self.open_now -= 1
                 writer.close()
-            if first:
+            if slot not in self.first_closed:  # the slot's first connection
                 self.first_closed[slot] = time.monotonic()
+                self.first_answers[slot] = answer.split(b"\r\n", 1)[0]
 
-    async def _trickle(self, reader, writer, trickle) -> None:
-        """Send a byte of ``trickle`` every interval until the server closes the connection."""
+    async def _trickle(self, reader, writer, trickle) -> bytes:
+        """Send a byte of ``trickle`` every interval until the server closes the connection;
+        what it answered meanwhile."""
         closed = asyncio.ensure_future(reader.read())  # whatever it answers, up to its close
         try:
             while not closed.done():
                 await asyncio.wait([closed], timeout=self.interval)
                 if trickle is not None and not closed.done() and not writer.is_closing():
                     writer.write(bytes([next(trickle)]))
-            with contextlib.suppress(OSError):
-                closed.result()
+            try:
+                return closed.result()
+            except OSError:  # reset: whatever it sent is lost
+                return b""
         finally:
             closed.cancel()
