@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ SLOW_KINDS = {
 
 
 class SlowClients:
-    """Connections to ``host:port`` that hold a server's attention without finishing a
+    """Connections to the server at ``url`` that hold its attention without finishing a
     request, from a thread of their own: ``headers`` of them trickle a request's head, one
     byte every ``interval`` seconds; ``bodies`` send a whole head and trickle its body;
     ``silent`` connect and say nothing. A connection the server closes is opened again, so the
@@ -159,9 +160,10 @@ class SlowClients:
     ``with SlowClients(...) as crowd`` returns once every first connection is open.
     """
 
-    def __init__(self, host: str, port: int, headers: int = 300, bodies: int = 100,
-                 silent: int = 100, interval: float = 1.0):
-        self.host, self.port, self.interval = host, port, interval
+    def __init__(self, url: str, headers: int = 300, bodies: int = 100, silent: int = 100,
+                 interval: float = 1.0):
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port, self.interval = parts.hostname, parts.port, interval
         self.slots = ["headers"] * headers + ["bodies"] * bodies + ["silent"] * silent
         self.first_open: dict[int, float] = {}  # slot -> when its first connection opened
         self.first_closed: dict[int, float] = {}  # slot -> when the server closed it

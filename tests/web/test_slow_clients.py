@@ -29,7 +29,7 @@ def test_predict_answers_while_hundreds_of_slow_clients_hold_connections_until_i
         gunicorn, local_home, first_model):
     save(local_home.registry, first_model)
     with gunicorn(local_home.url) as url:
-        with SlowClients(*address(url), headers=150, bodies=50, silent=50) as crowd:
+        with SlowClients(url, headers=150, bodies=50, silent=50) as crowd:
             # Long enough for every deadline to pass once, while new slow connections
             # replace the closed ones.
             while crowd.age() < 20:
