@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from app.models.registry import ModelRegistry  # noqa: E402
 from app.models.regressor import SalaryRegressor  # noqa: E402
 from app.runner import web_server  # noqa: E402
 from app.storage import open_storage  # noqa: E402
-from bench.support import WRK_POST, wrk  # noqa: E402
+from bench.support import require_wrk, wrk, wrk_post  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 BENCH_APP_SPEC = "bench.predict:bench_app()"
@@ -108,14 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--batch-requests", type=int, default=40)
     options = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: make system installs it (apt-get install wrk)")
+    require_wrk()
     batch = json.dumps({"records": [RECORD] * BATCH_RECORDS}).encode()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as temp:
         home = Path(temp)
         model = train_model(home)
-        script = home / "post.lua"
-        script.write_text(WRK_POST.format(body=json.dumps(RECORD, ensure_ascii=False)))
+        script = wrk_post(home, RECORD)
         with web_server(home, home / "gunicorn.log", BENCH_APP_SPEC) as url:
             every_answer_2xx(url + "/predict", 2, script)  # unmeasured: workers load the model
             every_answer_2xx(url + "/bare", 2, None)

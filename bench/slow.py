@@ -22,9 +22,7 @@ connection error), fails the bar of answers.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from app.runner import web_server  # noqa: E402
 from bench.predict import RECORD, train_model  # noqa: E402
-from bench.support import WRK_POST, SlowClients, WrkRun, wrk  # noqa: E402
+from bench.support import SlowClients, WrkRun, require_wrk, wrk, wrk_post  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 P99_BAR_MS = 100.0
@@ -62,13 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--hold", type=float, default=40.0)
     options = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: make system installs it (apt-get install wrk)")
+    require_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-slow-") as temp:
         home = Path(temp)
         train_model(home)
-        script = home / "post.lua"
-        script.write_text(WRK_POST.format(body=json.dumps(RECORD, ensure_ascii=False)))
+        script = wrk_post(home, RECORD)
         with web_server(home, home / "gunicorn.log") as url:
             wrk(url + "/predict", 2, script)  # unmeasured: every worker loads the model
             rounds = []

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,8 +117,20 @@ class WrkRun:
         return self.non_2xx + self.errors
 
 
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: make system installs it (apt-get install wrk)")
+
+
+def wrk_post(folder: Path, body: dict) -> Path:
+    """A wrk script, written in ``folder``, that POSTs ``body`` as JSON."""
+    script = folder / "post.lua"
+    script.write_text(WRK_POST.format(body=json.dumps(body, ensure_ascii=False)))
+    return script
+
+
 def wrk(url: str, seconds: int, script: Path | None = None) -> WrkRun:
-    """One ``wrk -t2 -c16`` run (``script``: a Lua file, such as WRK_POST filled in)."""
+    """One ``wrk -t2 -c16`` run (``script``: a Lua file, such as ``wrk_post``'s)."""
     argv = ["wrk", "-t2", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency", url]
     if script is not None:
         argv[1:1] = ["-s", str(script)]
