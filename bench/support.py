@@ -154,7 +154,7 @@ def wrk(url: str, seconds: int, script: Path | None = None) -> WrkRun:
 
 SLOW_HEAD = (b"POST /predict HTTP/1.1\r\nHost: slow-client\r\n"
              b"Content-Type: application/json\r\n")
-# What each kind of slow client sends at once, then what it trickles, a byte per interval.
+# What each kind of slow client sends at once, then what it trickles, a byte a second.
 SLOW_KINDS = {
     "headers": (SLOW_HEAD, b"X-Slow: 1\r\n"),  # never the blank line that ends a head
     "bodies": (SLOW_HEAD + b"Content-Length: 1000\r\n\r\n", b" "),
@@ -164,8 +164,8 @@ SLOW_KINDS = {
 
 class SlowClients:
     """Connections to the server at ``url`` that hold its attention without finishing a
-    request, from a thread of their own: ``headers`` of them trickle a request's head, one
-    byte every ``interval`` seconds; ``bodies`` send a whole head and trickle its body;
+    request, from a thread of their own: ``headers`` of them trickle a request's head, a byte
+    a second; ``bodies`` send a whole head and trickle its body;
     ``silent`` connect and say nothing. A connection the server closes is opened again, so the
     crowd stays whole while it lasts, as an attacker's would; the first ones (one per slot) are
     remembered, to tell how soon the server let go of them and with what answer.
@@ -173,15 +173,13 @@ class SlowClients:
     ``with SlowClients(...) as crowd`` returns once every first connection is open.
     """
 
-    def __init__(self, url: str, headers: int = 300, bodies: int = 100, silent: int = 100,
-                 interval: float = 1.0):
+    def __init__(self, url: str, headers: int = 300, bodies: int = 100, silent: int = 100):
         parts = urllib.parse.urlsplit(url)
-        self.host, self.port, self.interval = parts.hostname, parts.port, interval
+        self.host, self.port = parts.hostname, parts.port
         self.slots = ["headers"] * headers + ["bodies"] * bodies + ["silent"] * silent
         self.first_open: dict[int, float] = {}  # slot -> when its first connection opened
         self.first_closed: dict[int, float] = {}  # slot -> when the server closed it
         self.first_answers: dict[int, bytes] = {}  # slot -> the status line it sent, or b""
-        self.open_now = 0
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,7 +222,6 @@ class SlowClients:
             except OSError:  # refused by a full server: try again, as a client would
                 await asyncio.sleep(0.1)
                 continue
-            self.open_now += 1
             if slot not in self.first_open:
                 self.first_open[slot] = time.monotonic()
                 if len(self.first_open) == len(self.slots):
@@ -234,19 +231,18 @@ class SlowClients:
                 answer = await self._trickle(reader, writer,
                                              itertools.cycle(trickle) if trickle else None)
             finally:
-                self.open_now -= 1
                 writer.close()
             if slot not in self.first_closed:  # the slot's first connection
                 self.first_closed[slot] = time.monotonic()
                 self.first_answers[slot] = answer.split(b"\r\n", 1)[0]
 
     async def _trickle(self, reader, writer, trickle) -> bytes:
-        """Send a byte of ``trickle`` every interval until the server closes the connection;
-        what it answered meanwhile."""
+        """Send a byte of ``trickle`` a second until the server closes the connection; what it
+        answered meanwhile."""
         closed = asyncio.ensure_future(reader.read())  # whatever it answers, up to its close
         try:
             while not closed.done():
-                await asyncio.wait([closed], timeout=self.interval)
+                await asyncio.wait([closed], timeout=1.0)
                 if trickle is not None and not closed.done() and not writer.is_closing():
                     writer.write(bytes([next(trickle)]))
             try:
