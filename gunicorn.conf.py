@@ -22,12 +22,23 @@ import tempfile
 # workers' lines reach it through its queue (enqueue=True, as for Celery's pool).
 preload_app = True
 
-# One request at a time per worker process (the Procfile starts two, one per core here).
-# Answering is CPU work under the GIL: with four threads a worker answered no more requests
-# per second, and its p99 latency doubled (10-15 ms against 5-6 ms, wrk -c16, bench/predict.py)
-# while threads queued for the GIL. Slow work never runs in a request: evaluation and training
-# are Celery tasks, and bodies are capped by MAX_CONTENT_LENGTH.
-worker_class = "sync"
+# One request at a time per worker process (the Procfile starts two, one per core here), as
+# under gunicorn's sync worker: answering is CPU work under the GIL, and with four threads a
+# worker answered no more requests per second while its p99 latency doubled. But a sync worker
+# reads each request while it answers nothing else, so a few clients sending half a request
+# held it for as long as they liked. app/web/server.py's worker keeps every connection in
+# gevent's event loop until its request is whole, within deadlines, and then runs the app as
+# the sync worker did; bench/slow.py measures it with 500 slow clients open.
+worker_class = "app.web.server.BufferingWorker"
+# Seconds a connection has to send a request's head, from its opening or its previous answer:
+# also how long an idle kept-alive connection is kept.
+keepalive = 5
+# Connections one worker process holds at most; past them a new one is answered 503 at once.
+worker_connections = 1000
+# Seconds a stopping worker gives the requests it holds before it closes their connections:
+# answering takes milliseconds, while an idle or slow connection would hold it up to its
+# deadline (10 s and more), past the 5 s that make run waits before it kills a process.
+graceful_timeout = 3
 
 _made_metrics_dir = None
 _folder = os.environ.get("PIPELINE_METRICS_DIR") or os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +38,7 @@ from app.models.registry import ModelRegistry  # noqa: E402
 from app.models.regressor import IncrementalRidge  # noqa: E402
 from app.runner import web_server  # noqa: E402
 from app.storage import open_storage  # noqa: E402
+from bench.support import require_wrk, wrk, wrk_post  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
 BENCH_APP_SPEC = "bench.predict:bench_app()"
@@ -67,24 +65,12 @@ def train_model(home: Path, n: int = 20_000) -> IncrementalRidge:
 
 # -- 1. one record, wrk ---------------------------------------------------------------------
 
-WRK_POST = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{body}'
-"""
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
+def every_answer_2xx(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
     """Requests/s and p99 latency (ms) from one ``wrk -t2 -c16`` run; every answer a 2xx."""
-    argv = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
-    if script is not None:
-        argv[1:1] = ["-s", str(script)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"wrk saw failures on {url}:\n{out}")
-    per_second = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()
-    return per_second, float(value) * UNITS[unit]
+    run = wrk(url, seconds, script)
+    if run.failed:
+        raise SystemExit(f"wrk saw {run.failed} failed requests of {run.requests} on {url}")
+    return run.per_second, run.p99_ms
 
 
 # -- 2. 10,000 records ----------------------------------------------------------------------
@@ -123,22 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--batch-requests", type=int, default=40)
     options = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: make system installs it (apt-get install wrk)")
+    require_wrk()
     batch = json.dumps({"records": [RECORD] * BATCH_RECORDS}).encode()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as temp:
         home = Path(temp)
         model = train_model(home)
-        script = home / "post.lua"
-        script.write_text(WRK_POST.format(body=json.dumps(RECORD, ensure_ascii=False)))
+        script = wrk_post(home, RECORD)
         with web_server(home, home / "gunicorn.log", BENCH_APP_SPEC) as url:
-            wrk(url + "/predict", 2, script)  # unmeasured: every worker loads the model
-            wrk(url + "/bare", 2, None)
+            every_answer_2xx(url + "/predict", 2, script)  # unmeasured: workers load the model
+            every_answer_2xx(url + "/bare", 2, None)
             rounds = []
             for number in range(options.rounds):
                 order = ["bare", "predict"] if number % 2 == 0 else ["predict", "bare"]
-                measured = {route: wrk(f"{url}/{route}", options.seconds,
-                                       script if route == "predict" else None) for route in order}
+                measured = {route: every_answer_2xx(f"{url}/{route}", options.seconds,
+                                                    script if route == "predict" else None)
+                            for route in order}
                 rounds.append((measured["predict"], measured["bare"]))
             port = int(url.rsplit(":", 1)[1])
             http_times(port, batch, 3)  # unmeasured warm-up

@@ -1,12 +1,16 @@
-"""The real server of ``make run`` (the Procfile's gunicorn, 2 workers with threads) hot-reloads."""
+"""The real server of ``make run`` (the Procfile's gunicorn, 2 workers) hot-reloads and refuses
+bodies over the limit."""
 
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 from tests.support import wait_for
 
 import pytest
+
+from tests.web.conftest import save
 
 pytestmark = pytest.mark.timeout(120)
 PROBE = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
@@ -76,3 +80,19 @@ def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit_and_reads_a_small
         assert status == 200 and len(body["predictions"]) == 2
         status, body = call(url, "POST", "/predict", chunks=(b" " * 65536 for _ in range(80)))
         assert status == 413 and body["error"].startswith("the body is larger than the limit")
+
+
+def test_gunicorn_answers_413_to_a_declared_length_over_the_limit_before_the_body_is_sent(
+        gunicorn, local_home, first_model):
+    save(local_home.registry, first_model)
+    with gunicorn(local_home.url) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
+            client.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n")
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 413")
+        assert json.loads(body)["error"].startswith("the body is larger than the limit")
