@@ -23,6 +23,7 @@ columns whatever its size.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,8 +51,9 @@ def _typed_text(column: pd.Series) -> bool:
 
 
 def is_text(column: pd.Series) -> pd.Series:
-    if _typed_text(column):
-        return column.notna()
+    present = column.notna()
+    if _typed_text(column) or not present.any():  # typed text, or nothing (an absent column)
+        return present
     return column.map(lambda value: isinstance(value, str)).astype(bool)
 
 
@@ -96,12 +98,27 @@ def _check(reason: str, passes) -> pa.Check:
     return pa.Check(passes, name=reason, ignore_na=True)
 
 
+_last_lengths = threading.local()
+
+
+def trimmed_length(column: pd.Series) -> pd.Series:
+    """The length of each value once trimmed (0 for what is not text). The blank and the too
+    long checks both ask it of the same column, one after the other: the second gets the
+    first's answer."""
+    last = getattr(_last_lengths, "value", None)
+    if last is not None and last[0] is column:
+        return last[1]
+    lengths = trimmed(column).str.len()
+    _last_lengths.value = (column, lengths)
+    return lengths
+
+
 def _text_checks(field: str) -> list[pa.Check]:
     return [
         _check(f"{field} is not text", is_text),
-        _check(f"{field} is blank", lambda s: ~is_text(s) | (trimmed(s).str.len() > 0)),
+        _check(f"{field} is blank", lambda s: ~is_text(s) | (trimmed_length(s) > 0)),
         _check(f"{field} longer than {MAX_TEXT} characters",
-               lambda s: trimmed(s).str.len() <= MAX_TEXT),
+               lambda s: trimmed_length(s) <= MAX_TEXT),
     ]
 
 

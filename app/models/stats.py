@@ -197,6 +197,15 @@ def _affine(old: Design, new: Design) -> tuple[np.ndarray, np.ndarray]:
     return matrix, offset_vector
 
 
+def _indicator(codes: np.ndarray, size: int, n: int):
+    """A sparse (values by rows) matrix: 1 where a row holds a value (code -1: none)."""
+    from scipy import sparse
+
+    rows = np.flatnonzero(codes >= 0)
+    return sparse.csr_matrix((np.ones(len(rows)), (codes[rows].astype(np.int64), rows)),
+                             shape=(size, n))
+
+
 @dataclass(frozen=True)
 class SufficientStats:
     """Count, means and co-moment matrix over a design's columns + target (the target last)."""
@@ -239,9 +248,9 @@ class SufficientStats:
         numbers = np.column_stack([design.number_block(records), target])
         number_mean = numbers.mean(axis=0)
         centred = numbers - number_mean
-        codes = [records[column].array.codes.astype(np.int64) for column in design.categories]
         sizes = [len(categories[column]) for column in design.categories]
-        counts = [np.bincount(code[code >= 0], minlength=size) for code, size in zip(codes, sizes)]
+        indicators = [_indicator(records[column].array.codes, size, n)
+                      for column, size in zip(design.categories, sizes)]
         width = design.number_width
         at = np.cumsum([width, *sizes])  # where each block starts; the target after the last
         size = int(at[-1]) + 1
@@ -250,24 +259,18 @@ class SufficientStats:
         comoment[np.ix_(blocks, blocks)] = centred.T @ centred
         mean = np.zeros(size)
         mean[blocks] = number_mean
-        for i, (code, count) in enumerate(zip(codes, counts)):
-            here = slice(at[i], at[i + 1])
-            share = count / n
+        shares = [np.asarray(indicator.sum(axis=1)).ravel() / n for indicator in indicators]
+        for i, indicator in enumerate(indicators):
+            here, share = slice(at[i], at[i + 1]), shares[i]
             mean[here] = share
-            known = code >= 0
-            sums = np.stack([np.bincount(code[known], weights=centred[known, j],
-                                         minlength=len(count)) for j in range(centred.shape[1])])
-            comoment[np.ix_(blocks, range(at[i], at[i + 1]))] = sums
-            comoment[np.ix_(range(at[i], at[i + 1]), blocks)] = sums.T
-            comoment[here, here] = np.diag(count) - n * np.outer(share, share)
-            for k in range(i + 1, len(codes)):
-                other = codes[k]
-                both = known & (other >= 0)
-                pairs = np.bincount(code[both] * len(counts[k]) + other[both],
-                                    minlength=len(count) * len(counts[k]))
-                cross = pairs.reshape(len(count), len(counts[k])) - n * np.outer(
-                    share, counts[k] / n)
+            sums = indicator @ centred  # each value's sums of the centred numbers
+            comoment[here, blocks] = sums
+            comoment[blocks, here] = sums.T
+            comoment[here, here] = np.diag(share * n) - n * np.outer(share, share)
+            for k in range(i + 1, len(indicators)):
                 there = slice(at[k], at[k + 1])
+                pairs = (indicator @ indicators[k].T).toarray()  # rows of each pair of values
+                cross = pairs - n * np.outer(share, shares[k])
                 comoment[here, there] = cross
                 comoment[there, here] = cross.T
         return cls(n, design, categories, mean, comoment)
