@@ -89,16 +89,19 @@ class IntoTheStore:
     limit = MAX_BATCH_SIZE
 
     def __init__(self, environment):
-        from app.lifecycle.home import Home
+        # The lake and the ledger alone, not a whole Home: the registry's model code would
+        # cost the command a second of imports before its first row.
+        from app.data.lake import DataLake
+        from app.data.ledger import Ledger
         from worker import app as celery_app
 
-        self.environment, self.celery = environment, celery_app
-        self.home = Home(environment.storage())
+        self.celery, self.storage = celery_app, environment.storage()
+        self.lake, self.ledger = DataLake(self.storage), Ledger(self.storage)
 
     def describe(self) -> str:
         from app.settings import redact
 
-        return (f"writing batches to the system's store at {redact(self.home.url)} directly "
+        return (f"writing batches to the system's store at {redact(self.storage.url)} directly "
                 "(it is reachable from here)")
 
     def send(self, chunk) -> str:
@@ -109,11 +112,11 @@ class IntoTheStore:
         from app.queueing import check_and_learn
 
         batch_id = new_batch_id()
-        receive_chunk(self.home.lake, self.home.ledger, batch_id, chunk, source="ingest")
+        receive_chunk(self.lake, self.ledger, batch_id, chunk, source="ingest")
         try:
             check_and_learn(self.celery, batch_id)
         except (OperationalError, OSError) as error:
-            discard_batch(self.home.lake, self.home.ledger, batch_id)
+            discard_batch(self.lake, self.ledger, batch_id)
             raise ApiError(f"the task queue (Redis) cannot be reached, so the batch was not "
                            f"kept: {type(error).__name__}") from None
         return batch_id

@@ -33,6 +33,10 @@ from app.models.registry import VersionTaken
 
 CHALLENGE_EVERY = 10
 WINDOW_BATCHES = 10
+# Trees fit on this many of the window's rows at most (a sample the same each time): ten bulk
+# batches of 100,000 rows would hold a worker process for 11 s, beside the train steps, for a
+# contest that 100,000 rows decide as well.
+MAX_CHALLENGER_ROWS = 100_000
 # ``/models`` looks this far below the newest version for the latest contest.
 CONTEST_LOOKBACK = 5 * CHALLENGE_EVERY
 
@@ -63,6 +67,8 @@ def contest(learner) -> dict | None:
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(rows) < 2:
         return None
+    if len(rows) > MAX_CHALLENGER_ROWS:
+        rows = rows.sample(n=MAX_CHALLENGER_ROWS, random_state=0, ignore_index=True)
     target = home.dataset.target
     challenger = ChallengerRegressor(learner.design).fit(rows, rows[target])
     while True:
@@ -82,8 +88,8 @@ def contest(learner) -> dict | None:
         except VersionTaken:
             continue  # a train step published meanwhile: judge against its champion
     home.notify("version", metadata["version"])
-    logger.info("challenger version {} (trees on {} batches): {}", metadata["version"],
-                len(window), verdict["reason"])
+    logger.info("challenger version {} (trees on {:,} rows of {} batches): {}",
+                metadata["version"], len(rows), len(window), verdict["reason"])
     return metadata
 
 

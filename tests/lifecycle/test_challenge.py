@@ -10,6 +10,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from app.data.batches import normalize_batch, receive_batch
 from app.data.generator import generate
+from app.lifecycle import challenge
 from app.lifecycle.challenge import WINDOW_BATCHES, contest, due
 from app.lifecycle.learning import Learner
 from app.models.challenger import ChallengerRegressor, load_skops
@@ -68,6 +69,17 @@ def test_a_challenger_better_beyond_chance_is_served_and_shown_with_both_scores(
     assert home.serving.state().version == metadata["version"] != champion
     served = home.registry.load(metadata["version"]).model
     assert served.predict_records([{"idade": 60, "cidade": "São Paulo", "cargo": "Médico"}])[0] > 9000
+
+
+def test_a_window_of_big_batches_is_fit_on_a_sample_of_it(home, monkeypatch):
+    # Bulk batches of 100,000 rows make a window of a million; the trees take a bounded share.
+    monkeypatch.setattr(challenge, "MAX_CHALLENGER_ROWS", 2000)
+    learner = Learner(home)
+    for i in range(1, 4):
+        arrive(home, learner, f"b{i}", generate(1500, seed=i, batch_id=f"b{i}"))
+    metadata = contest(learner)
+    assert metadata["window_batch_ids"] == ["b1", "b2", "b3"]
+    assert home.registry.load(metadata["version"]).model.n_samples_seen_ == 2000
 
 
 def test_a_skops_file_with_a_type_not_trusted_is_refused():
