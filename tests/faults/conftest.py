@@ -28,6 +28,10 @@ import redis
 
 from app import redis_server as redis_servers
 from app.lifecycle.home import Home
+
+# Importing the faults patches the worker's code: --doctest-modules must not import them into the
+# test process, where every in-process worker would then run them.
+collect_ignore = ["inject.py"]
 from app.redis_server import free_port
 from app.runner import PROCFILE, read_procfile
 from tests.support import tls_files, wait_for

@@ -64,12 +64,12 @@ def train(self: Learner, batch_ids: list[str]):
     return _train(self, batch_ids)
 
 
-def normalize_batch(lake, ledger, batch_id: str):
+def normalize_batch(lake, ledger, batch_id: str, *rest):
     number = _number("FAULT_LEAKY_NORMALIZE")
     if number is not None and ledger.get(batch_id).get("generated_number") == number:
         raise RuntimeError(f"lost {os.environ['REDIS_URL']} while reading with the key "
                            f"{os.environ.get('AWS_SECRET_ACCESS_KEY')}")
-    return _normalize_batch(lake, ledger, batch_id)
+    return _normalize_batch(lake, ledger, batch_id, *rest)
 
 
 def _write_bytes(write):
