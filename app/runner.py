@@ -329,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             environment = settings.load()
             # A declaration that cannot be used stops the run before anything starts.
             dataset = environment.dataset()
-            if trouble := storage.refusal(environment.pipeline_home):
-                raise RuntimeError(trouble)
+            # The inbox too: its folder is made, so a newcomer can drop a file in it at once.
+            for setting, url in (("PIPELINE_HOME", environment.pipeline_home),
+                                 ("INBOX", environment.inbox_url)):
+                if trouble := storage.refusal(url, setting):
+                    raise RuntimeError(trouble)
             redis_url = stack.enter_context(ensure_redis(
                 os.environ.get("REDIS_URL"), private="redis" in environment.services))
         except (ValueError, RuntimeError) as error:

@@ -358,15 +358,16 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(url, use_listings_cache=False, skip_instance_cache=True)
 
 
-def refusal(url: str) -> str | None:
-    """Why the storage ``url`` names cannot be used, in an operator's words; None when it can.
+def refusal(url: str, setting: str = "PIPELINE_HOME") -> str | None:
+    """Why the storage ``url`` (given as ``setting``) cannot be used, in an operator's words;
+    None when it can.
 
     A local folder is made if need be. An S3 prefix is listed once, without retries, with the
     endpoint and keys every process will use (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
     ``AWS_SECRET_ACCESS_KEY``): a wrong key, an unknown bucket or an endpoint that does not
     answer stops `make run` before it starts, instead of failing every task after.
     """
-    where = f"PIPELINE_HOME={redact(url)}"
+    where = f"{setting}={redact(url)}"
     if "://" not in url:
         try:
             Path(url).mkdir(parents=True, exist_ok=True)

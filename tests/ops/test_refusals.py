@@ -166,6 +166,15 @@ def test_a_home_folder_that_cannot_be_made(tmp_path):
                                "folder: Not a directory")
 
 
+def test_the_inbox_folder_is_made_before_anything_starts_or_the_run_refused(tmp_path, tls_redis):
+    run(tmp_path, started=True, REDIS_URL=tls_redis.url)
+    assert (tmp_path / "home" / "inbox").is_dir()
+    (tmp_path / "a-file").write_text("")
+    result = run(tmp_path, INBOX=str(tmp_path / "a-file" / "inbox"))
+    assert refusal(result) == (f"INBOX={tmp_path / 'a-file' / 'inbox'}: cannot make the "
+                               "folder: Not a directory")
+
+
 # -- S3 ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
