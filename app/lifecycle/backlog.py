@@ -77,8 +77,8 @@ class Backlog:
         """Drop the batches versions published since the last look learnt (the same message
         delivered twice, or a claim lost to another writer); whether any is left."""
         if newest > self.checked:
-            still = {batch["batch_id"] for batch in repair(
-                home, [home.ledger.get(batch_id) for batch_id in self.frames], newest, self.checked)}
+            entries = [home.ledger.get(batch_id) for batch_id in self.frames]
+            still = {batch["batch_id"] for batch in repair(home, entries, newest, self.checked)}
             self.checked = newest
             self.frames = {b: frame for b, frame in self.frames.items() if b in still}
             self.stats = {b: self.stats[b] for b in self.frames}

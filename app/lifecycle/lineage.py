@@ -59,7 +59,9 @@ class Lineage:
 
     def load(self, version: int) -> LoadedModel:
         loaded = self._models.take(version)
-        return loaded if loaded is not None else self._models.put(version, self.home.registry.load(version))
+        if loaded is None:
+            loaded = self._models.put(version, self.home.registry.load(version))
+        return loaded
 
     def head(self, newest: int) -> LoadedModel | None:
         """The newest version at or below ``newest`` that later versions build on."""
@@ -100,7 +102,8 @@ class Lineage:
         try:
             return self.load(version)
         except (VersionNotFound, CorruptModel) as error:
-            logger.warning("the served version {} cannot be loaded for the gate: {}", version, error)
+            logger.warning("the served version {} cannot be loaded for the gate: {}", version,
+                           error)
             return None
 
     # -- rebuilding -------------------------------------------------------------------------

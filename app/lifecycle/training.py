@@ -77,7 +77,7 @@ class TrainStep:
         self.monitors = Monitors(home.registry)
 
     def train(self, batch_ids: list[str]) -> StepOutcome:
-        """Learn every batch of ``batch_ids`` that waits for it (see :mod:`~app.lifecycle.backlog`)."""
+        """Learn the batches of ``batch_ids`` that wait (see :mod:`~app.lifecycle.backlog`)."""
         backlog = Backlog.take(self.home, self.lineage.design, batch_ids)
         if not backlog.frames:
             return replace(nothing_waiting(self.home.ledger, backlog.own), unknown=backlog.unknown)

@@ -4,7 +4,7 @@ Redis redelivers an unacknowledged message (``acks_late``, a worker lost, the vi
 timeout), so a train step must be idempotent by batch id. Two guards make it so, and each test
 here fails without one of them: a step learns only batches the ledger still calls
 ``normalized``, and a step that loses the race for a version number re-reads which batches the
-winner learnt (``Learner._repair``) instead of learning them again on top.
+winner learnt (:func:`app.lifecycle.backlog.repair`) instead of learning them again on top.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ on, rebuilding what the broken version had learnt from the ledger's per-batch st
 
 Each test fails without its protection: decoding an artifact with ``pickle.loads`` (or
 ``joblib.load``) creates the marker; ``np.load(..., allow_pickle=True)`` does too; without the
-rebuild in ``Learner.load_or_rebuild`` the train step after a tampered version fails.
+rebuild in ``Lineage.load_or_rebuild`` the train step after a tampered version fails.
 """
 
 from __future__ import annotations
