@@ -81,9 +81,9 @@ class TrainStep:
         backlog = Backlog.take(self.home, self.lineage.design, batch_ids)
         if not backlog.frames:
             return replace(nothing_waiting(self.home.ledger, backlog.own), unknown=backlog.unknown)
-        first, registry = next(iter(backlog.frames)), self.home.registry
+        registry = self.home.registry
         while True:
-            newest = registry.latest_version() or 0
+            newest, first = registry.latest_version() or 0, next(iter(backlog.frames))
             if not backlog.learnt_since(self.home, newest):
                 return nothing_waiting(self.home.ledger, first)
             rows = backlog.rows()
