@@ -203,13 +203,12 @@ class ModelRegistry:
         digest = hashlib.sha256(payload).hexdigest()
         suffix = "json" if format_ == LINEAR_FORMAT else "skops"
         artifact = f"v{version:09d}-{digest[:16]}.{suffix}"
-        self.storage.write_bytes(f"models/artifacts/{artifact}", payload)
-        fields.setdefault("n_samples_seen", 0)
-        fields["n_samples_seen"] = int(getattr(model, "n_samples_seen_", fields["n_samples_seen"]))
+        seen = int(getattr(model, "n_samples_seen_", fields.pop("n_samples_seen", 0)))
         metadata = VersionInfo(
             version=version,
             created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             **fields,
+            n_samples_seen=seen,
             artifact=artifact,
             format=format_,
             sha256=digest,
@@ -219,7 +218,8 @@ class ModelRegistry:
                     if isinstance(value, (int, float, str, bool, type(None)))},
             python=platform.python_version(),
             libraries=dict(_library_versions()),
-        )
+        )  # built first: metadata with a field VersionInfo does not have leaves no artifact
+        self.storage.write_bytes(f"models/artifacts/{artifact}", payload)
         try:
             self.journal.claim(version, metadata.to_dict())
         except FileExistsError:
