@@ -124,7 +124,7 @@ def stream(rows: pd.DataFrame, batch_size: int, dataset, home: Home) -> list[str
 
 
 def learn(rows: pd.DataFrame, batch_size: int, dataset, folder: str, river=None,
-          errors=None) -> tuple[Home, list[dict]]:
+          errors=None) -> tuple[Home, list]:
     """Stream ``rows`` through the pipeline (and each river model of ``river``, recording its
     prequential errors in ``errors``); the home and every version's metadata."""
     home = Home(folder, dataset=dataset)
@@ -177,17 +177,16 @@ def run(batch_size: int, order: str) -> dict:
         home, _ = learn(first, batch_size, dataset, f"{folder}/first")
         served = home.registry.load(home.serving.state().version).model
         served_r2 = regression_metrics(last[dataset.target], served.predict(last))["r2"]
-    prequential = [(m["metrics"]["prequential"]["mae"], m["metrics"]["prequential"]["n"])
-                   for m in versions if m["metrics"]["prequential"]]
+    prequential = [(m.prequential["mae"], m.prequential["n"]) for m in versions if m.prequential]
     unseen = {column: sorted(set(last[column]) - set(first[column]))
               for column in design.categories}
     return {"pipeline_mae": weighted(prequential),
             "river_mae": {name: weighted(pairs) for name, pairs in errors.items()},
             "served_r2": served_r2, "ridge_r2": batch_ridge_r2(first, last, design),
             "all_r2": all_r2, "ridge_all_r2": batch_ridge_r2(rows, rows, design),
-            "refused": sum(not m["lineage"] for m in versions),
-            "flags": sum(bool(m["drift"]) for m in versions),
-            "shifts": sum(bool(m["population_shift"]) for m in versions), "test_rows": len(last),
+            "refused": sum(not m.lineage for m in versions),
+            "flags": sum(m.drift for m in versions),
+            "shifts": sum(m.population_shift for m in versions), "test_rows": len(last),
             "unseen": {column: values for column, values in unseen.items() if values}}
 
 

@@ -223,11 +223,11 @@ def run(scenario: str, batches: int, drift_after: int, batch_size: int, river_ba
             metadata = home.registry.metadata(outcome.version)
             if due(outcome.seqs):  # what pipeline.challenge would do, in the background
                 contest(learner)
-            if metadata.get("drift"):
+            if metadata.drift:
                 result.alarms["pipeline"].append(number)
-            if metadata.get("population_shift"):
+            if metadata.population_shift:
                 result.shifts.append(number)
-            prequential = (metadata.get("metrics") or {}).get("prequential")
+            prequential = metadata.prequential
             rows = home.lake.read("normalized", batch_id)
             if prequential:
                 result.prequential_mae[number] = prequential["mae"]
@@ -257,7 +257,7 @@ def score(result: Run, number: int, truth, home: Home, batch_fit: BatchFit,
     y = test["salario"].to_numpy()
     truth_r2 = regression_metrics(y, truth.expected(test["idade"], test["cidade"], test["cargo"]))["r2"]
     served = home.registry.load(home.serving.state().version)
-    result.served[number] = served.metadata.get("kind", "champion")
+    result.served[number] = served.metadata.kind
     predictions = {"pipeline": served.model.predict(test),
                    "batch fit": BatchFit.predict(batch_fit.fitted(), test),
                    "no adapt": no_adapt.predict(test)}

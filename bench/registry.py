@@ -133,7 +133,8 @@ def measure(versions: int, repeat: int, fitted: IncrementalRidge) -> dict[str, f
         # One real publication gives the template: the metadata a train step writes.
         template = home.registry.publish(fitted, 1, batch_id="template", batch_ids=["template"],
                                          n_batch=2000, metrics={"prequential": None},
-                                         gate={"passed": True}, kind="champion", lineage=True)
+                                         gate={"passed": True}, kind="champion",
+                                         lineage=True).to_dict()
         payload = home.storage.read_bytes(f"models/artifacts/{template['artifact']}")
         shutil.rmtree(root / "models")
         fill(root, versions, template, payload)
@@ -146,7 +147,7 @@ def measure(versions: int, repeat: int, fitted: IncrementalRidge) -> dict[str, f
             newest = home.registry.latest_version()
             metadata = home.registry.publish(fitted, newest + 1, batch_id="b", batch_ids=["b"],
                                              parent_version=newest, **fields)
-            learner._retain(metadata["version"], [])
+            learner.retention.after(metadata.version, [])
 
         app = create_app({"TESTING": True, "CONFIGURE_LOGGING": False, "PIPELINE_HOME": str(root),
                           "MODEL_NOTICES": False})

@@ -89,36 +89,18 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     fields = list(dataset.columns)
     raw = schema.with_timestamps_read(schema.plain_text(raw.reset_index(drop=True)))
     verdict = schema.check(raw, dataset, batch_id)
-    reasons = verdict.reasons
     present = raw.drop(columns=verdict.unknown_fields)
     for name in fields:
         if name not in present:
             present[name] = None
-
-    clean = pd.DataFrame(index=raw.index)
-    for name in dataset.keep:
-        clean[name] = schema.trimmed(present[name]).where(schema.is_text(present[name]))
-    for feature in dataset.features:
-        if isinstance(feature, Number):
-            numbers = schema.as_numbers(present[feature.name]).fillna(0)
-            clean[feature.name] = numbers.astype("int64") if feature.whole else numbers
-        else:
-            codes, categories = tidy_codes(schema.trimmed(present[feature.name]))
-            clean[feature.name] = pd.Categorical.from_codes(codes, categories=categories)
-    clean[dataset.target] = schema.as_numbers(present[dataset.target])
-    given = present[TIMESTAMP].notna()
-    timestamp = schema.as_timestamps(present[TIMESTAMP])
-    if received_at is not None:
-        timestamp = timestamp.where(given, pd.Timestamp(received_at))
-    clean[TIMESTAMP] = timestamp.astype("datetime64[ms, UTC]")
-    clean[BATCH_COLUMN] = present[BATCH_COLUMN].where(present[BATCH_COLUMN].notna(),
-                                                      batch_id).astype(object)
+    clean = _typed(present, dataset, batch_id, received_at)
 
     # A row repeated with its own timestamp is the same event sent twice; without one, two
     # equal rows are two observations (real data has them) and both are learnt. Only rows
     # that are otherwise valid can be duplicates of a kept row.
+    reasons = verdict.reasons
     failing = pd.Series(verdict.failing(len(raw)), index=raw.index, dtype=bool)
-    candidates = ~failing & given
+    candidates = ~failing & present[TIMESTAMP].notna()
     duplicated = candidates & clean[candidates].duplicated(subset=fields, keep="first").reindex(
         clean.index, fill_value=False)
     for row in np.flatnonzero(duplicated.to_numpy()):
@@ -132,6 +114,30 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     kept = clean.loc[~failing, fields].reset_index(drop=True)
     return Normalized(clean=kept, quarantine=quarantine.reset_index(drop=True),
                       unknown_fields=verdict.unknown_fields)
+
+
+def _typed(present: pd.DataFrame, dataset: Dataset, batch_id: str | None,
+           received_at: str | None) -> pd.DataFrame:
+    """Every row of ``present`` (all of the dataset's columns) in its column's type, tidied:
+    a value that fails its check becomes missing or zero here, and its row is quarantined."""
+    clean = pd.DataFrame(index=present.index)
+    for name in dataset.keep:
+        clean[name] = schema.trimmed(present[name]).where(schema.is_text(present[name]))
+    for feature in dataset.features:
+        if isinstance(feature, Number):
+            numbers = schema.as_numbers(present[feature.name]).fillna(0)
+            clean[feature.name] = numbers.astype("int64") if feature.whole else numbers
+        else:
+            codes, categories = tidy_codes(schema.trimmed(present[feature.name]))
+            clean[feature.name] = pd.Categorical.from_codes(codes, categories=categories)
+    clean[dataset.target] = schema.as_numbers(present[dataset.target])
+    timestamp = schema.as_timestamps(present[TIMESTAMP])
+    if received_at is not None:
+        timestamp = timestamp.where(present[TIMESTAMP].notna(), pd.Timestamp(received_at))
+    clean[TIMESTAMP] = timestamp.astype("datetime64[ms, UTC]")
+    clean[BATCH_COLUMN] = present[BATCH_COLUMN].where(present[BATCH_COLUMN].notna(),
+                                                      batch_id).astype(object)
+    return clean
 
 
 # The promotion gate scores new versions on rows no version learnt: about one in twenty.

@@ -30,6 +30,7 @@ from app.models.challenger import ChallengerRegressor
 from app.dataset import figure
 from app.models.metrics import regression_metrics
 from app.models.registry import VersionTaken
+from app.models.versions import CHALLENGER, VersionInfo
 
 CHALLENGE_EVERY = 10
 WINDOW_BATCHES = 10
@@ -46,17 +47,17 @@ def due(seqs: list[int]) -> bool:
     return any(seq % CHALLENGE_EVERY == 0 for seq in seqs)
 
 
-def contest(learner) -> dict | None:
+def contest(learner) -> VersionInfo | None:
     """Fit, score and publish a challenger; its metadata, or None when there is nothing to fit.
 
     ``learner`` is the :class:`~app.lifecycle.learning.Learner` of the home (its caches and
     its view of the lineage are the train step's own).
     """
-    home = learner.home
-    head = learner.lineage_head(home.registry.latest_version() or 0)
+    home, lineage = learner.home, learner.lineage
+    head = lineage.head(home.registry.latest_version() or 0)
     if head is None:
         return None
-    window = learner.recent_lineage_batches(head)[-WINDOW_BATCHES:]
+    window = lineage.recent_batches(head)[-WINDOW_BATCHES:]
     frames = []
     for batch_id in window:
         try:
@@ -73,33 +74,31 @@ def contest(learner) -> dict | None:
     challenger = ChallengerRegressor(learner.design).fit(rows, rows[target])
     while True:
         newest = home.registry.latest_version() or 0
-        champion = learner.lineage_head(newest)
-        verdict, scores = judge(challenger, champion, learner.pool(
-            learner.recent_lineage_batches(champion)), target, learner.served())
-        fields = {"kind": "challenger", "batch_id": window[-1], "batch_ids": [],
-                  "window_batch_ids": window, "n_batch": 0, "parent_version": champion.version,
-                  "lineage": False, "drift": False, "suspect": False, "drift_confirmed": None,
-                  "window_start_seq": champion.metadata.get("window_start_seq"),
-                  "metrics": {"prequential": None, "holdout": scores["challenger"]},
-                  "contest": scores, "gate": verdict}
+        champion = lineage.head(newest)
+        verdict, scores = judge(challenger, champion, learner.holdout.pool(
+            lineage.recent_batches(champion)), target, lineage.served())
         try:
-            metadata = home.registry.publish(challenger, newest + 1, **fields)
+            info = home.registry.publish(
+                challenger, newest + 1, kind=CHALLENGER, batch_id=window[-1],
+                window_batch_ids=window, parent_version=champion.version, lineage=False,
+                window_start_seq=champion.metadata.window_start_seq,
+                metrics={"prequential": None, "holdout": scores["challenger"]},
+                contest=scores, gate=verdict)
             break
         except VersionTaken:
             continue  # a train step published meanwhile: judge against its champion
-    home.notify("version", metadata["version"])
+    home.notify("version", info.version)
     logger.info("challenger version {} (trees on {:,} rows of {} batches): {}",
-                metadata["version"], len(rows), len(window), verdict["reason"])
-    return metadata
+                info.version, len(rows), len(window), verdict["reason"])
+    return info
 
 
 def latest_contest(registry) -> dict | None:
     """The newest challenger's contest: both versions and scores, and which won; or None."""
-    for _, metadata in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
-        if metadata.get("kind") == "challenger" and metadata.get("contest"):
-            return {"challenger_version": metadata["version"], "at": metadata["created_at"],
-                    "window_batches": len(metadata.get("window_batch_ids") or []),
-                    **metadata["contest"]}
+    for _, info in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
+        if info.kind == CHALLENGER and info.contest:
+            return {"challenger_version": info.version, "at": info.created_at,
+                    "window_batches": len(info.window_batch_ids or []), **info.contest}
     return None
 
 

@@ -23,6 +23,11 @@ def _ignore(event: str, version: int | None) -> None:
     pass
 
 
+def _over_storage(part: type) -> cached_property:
+    """A part of the home (the lake, the ledger...) opened over its storage on first use."""
+    return cached_property(lambda home: part(home.storage))
+
+
 class Home:
     """``notify(event, version)`` is told of every publication and serving change (see
     :mod:`app.notices`); by default nobody is. ``dataset``: what is learnt here (the built-in
@@ -49,21 +54,10 @@ class Home:
     def url(self) -> str:
         return self.storage.url
 
-    @cached_property
-    def lake(self) -> DataLake:
-        return DataLake(self.storage)
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return Ledger(self.storage)
-
-    @cached_property
-    def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.storage)
-
-    @cached_property
-    def audit(self) -> AuditTrail:
-        return AuditTrail(self.storage)
+    lake: DataLake = _over_storage(DataLake)
+    ledger: Ledger = _over_storage(Ledger)
+    registry: ModelRegistry = _over_storage(ModelRegistry)
+    audit: AuditTrail = _over_storage(AuditTrail)
 
     @cached_property
     def forgotten(self) -> ForgottenBatches:

@@ -11,7 +11,7 @@ the version made without it. A version learnt from a forgotten batch when it is
 - the version that learnt it, if the gate refused that version (later ones left the batch out);
 - else any champion from ``learnt_by`` up to (not including) the version made without it whose
   drift window started at or before the batch: a refit after drift starts afresh and has not
-  learnt it. This is the rule :meth:`~app.lifecycle.learning.Learner.forget` applies to find
+  learnt it. This is the rule :func:`~app.lifecycle.forgetting.forget` applies to find
   whether the lineage still holds the batch.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 
 from app.data.ledger import Ledger
+from app.models.versions import VersionInfo
 
 
 def forgetting(batch: dict, version: int | None) -> dict:
@@ -28,16 +29,16 @@ def forgetting(batch: dict, version: int | None) -> dict:
             "learnt_by": batch.get("version"), "version": version}
 
 
-def learnt_from(metadata: dict, entry: dict) -> bool:
-    """Whether the version of ``metadata`` learnt the forgotten batch of ``entry``."""
-    version, first = metadata["version"], entry.get("learnt_by")
-    if first is None or version < first or metadata.get("kind", "champion") != "champion":
+def learnt_from(info: VersionInfo, entry: dict) -> bool:
+    """Whether version ``info`` learnt the forgotten batch of ``entry``."""
+    version, first = info.version, entry.get("learnt_by")
+    if first is None or version < first or not info.is_champion:
         return False
     if entry["status"] == "refused":
         return version == first
     if entry["status"] != "trained" or (entry["version"] is not None and version >= entry["version"]):
         return False
-    window = metadata.get("window_start_seq")
+    window = info.window_start_seq
     return window is None or window <= entry["seq"]
 
 
@@ -60,8 +61,8 @@ class ForgottenBatches:
             self._read = max(self._read, head)
             return list(self._entries.values())
 
-    def learnt_by(self, metadata: dict, entries: list[dict] | None = None) -> list[str]:
-        """The forgotten batches the version of ``metadata`` learnt from, oldest first."""
+    def learnt_by(self, info: VersionInfo, entries: list[dict] | None = None) -> list[str]:
+        """The forgotten batches version ``info`` learnt from, oldest first."""
         entries = self.entries() if entries is None else entries
         return [entry["batch_id"] for entry in sorted(entries, key=lambda entry: entry["seq"])
-                if learnt_from(metadata, entry)]
+                if learnt_from(info, entry)]

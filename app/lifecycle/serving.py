@@ -32,12 +32,6 @@ class ServingError(ValueError):
     """An operator's request that cannot be done (the message says why)."""
 
 
-def gate_passed(metadata: dict) -> bool:
-    """Whether a version may be served in follow mode: its gate did not refuse it."""
-    gate = metadata.get("gate") or {}
-    return gate.get("passed", True) is not False
-
-
 @dataclass(frozen=True)
 class ServingState:
     """What is served: ``version`` (None while nothing can be), the mode, and why."""
@@ -81,12 +75,9 @@ class ServingControl:
         """The newest version (under ``below``, if given) that follow mode may serve."""
         newest = self.registry.latest_version() or 0
         start = newest if below is None else min(newest, below - 1)
-        for version in range(start, max(start - MAX_REFUSED_RUN, 0), -1):
-            try:
-                if gate_passed(self.registry.metadata(version)):
-                    return version
-            except (VersionNotFound, CorruptModel):
-                continue
+        for info in self.registry.down(start, max(start - MAX_REFUSED_RUN, 0)):
+            if info.gate_passed:
+                return info.version
         return None
 
     def state(self) -> ServingState:

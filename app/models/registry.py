@@ -32,6 +32,7 @@ from typing import Any
 
 from app.journal import Journal
 from app.models.regressor import FIRST_FORMAT, FORMAT as LINEAR_FORMAT, IncrementalRidge
+from app.models.versions import VersionInfo
 from app.storage import Storage
 
 SKOPS_FORMAT = "skops"
@@ -54,7 +55,7 @@ class VersionTaken(RuntimeError):
 class LoadedModel:
     version: int
     model: Any
-    metadata: dict
+    metadata: VersionInfo
 
 
 @functools.cache
@@ -105,31 +106,64 @@ class ModelRegistry:
         """The newest published version, or None before the first."""
         return self.journal.head() or None
 
-    def metadata(self, version: int) -> dict:
+    def metadata(self, version: int) -> VersionInfo:
+        """``version``'s metadata; :class:`VersionNotFound`, or :class:`CorruptModel` when its
+        file is not JSON (damaged by hand, never by a publication)."""
         try:
-            return self.journal.get(version)
+            return VersionInfo.from_dict(self.journal.get(version))
         except FileNotFoundError:
             raise VersionNotFound(f"model version {version} does not exist") from None
-        except ValueError as error:  # not JSON: damaged by hand, never by a publication
+        except (ValueError, TypeError, AttributeError) as error:
             raise CorruptModel(f"model version {version}: metadata is unreadable ({error})") from None
+
+    def find(self, version: int) -> VersionInfo | None:
+        """``version``'s metadata, or None when there is none or it cannot be read."""
+        try:
+            return self.metadata(version)
+        except (VersionNotFound, CorruptModel):
+            return None
 
     def exists(self, version: int) -> bool:
         return version >= 1 and self.storage.exists(self.journal.key(version))
 
-    def newest_first(self, before: int | None = None) -> Iterator[dict]:
-        """Metadata of versions from the newest (or from ``before - 1``) down."""
-        for _, metadata in self.journal.newest_first(before):
-            yield metadata
+    # -- the walks: every reader of several versions goes through one of these ---------------
 
-    def list(self, limit: int | None = None) -> list[dict]:
+    def down(self, start: int | None = None, stop: int = 0) -> Iterator[VersionInfo]:
+        """The versions from ``start`` (the newest by default) down to ``stop`` (excluded),
+        passing over numbers whose metadata is gone or unreadable."""
+        start = (self.latest_version() or 0) if start is None else start
+        for version in range(start, stop, -1):
+            info = self.find(version)
+            if info is not None:
+                yield info
+
+    def lineage(self, info: VersionInfo) -> Iterator[VersionInfo]:
+        """``info``, then each version it builds on, up to the start of its drift window (or
+        to a parent that cannot be read)."""
+        window = info.window_start_seq
+        while True:
+            yield info
+            if not info.parent_version:
+                return
+            info = self.find(info.parent_version)
+            if info is None or info.window_start_seq != window:
+                return
+
+    def newest_first(self, before: int | None = None) -> Iterator[VersionInfo]:
+        """Metadata of versions from the newest (or from ``before - 1``) down."""
+        newest = self.latest_version() or 0
+        return self.down(newest if before is None else min(before - 1, newest))
+
+    def list(self, limit: int | None = None) -> list[VersionInfo]:
         listed = []
-        for metadata in self.newest_first():
+        for info in self.newest_first():
             if limit is not None and len(listed) >= limit:
                 break
-            listed.append(metadata)
+            listed.append(info)
         return listed
 
-    def load(self, version: int | None = None, metadata: dict | None = None) -> LoadedModel:
+    def load(self, version: int | None = None,
+             metadata: VersionInfo | None = None) -> LoadedModel:
         """Load a version (the newest by default); :class:`CorruptModel` if it cannot be.
 
         ``metadata``: the version's, when the caller has just read it (one read fewer).
@@ -140,20 +174,20 @@ class ModelRegistry:
                 raise VersionNotFound("no model has been trained yet")
         if metadata is None:
             metadata = self.metadata(version)
-        key = f"models/artifacts/{metadata.get('artifact')}"
+        key = f"models/artifacts/{metadata.artifact}"
         try:
             payload = self.storage.read_bytes(key)
         except FileNotFoundError:
-            raise CorruptModel(f"model version {version}: artifact {metadata.get('artifact')} "
+            raise CorruptModel(f"model version {version}: artifact {metadata.artifact} "
                                "is missing (pruned by retention, or deleted)") from None
         except ValueError as error:
             raise CorruptModel(f"model version {version}: {error}") from None
         digest = hashlib.sha256(payload).hexdigest()
-        if digest != metadata.get("sha256"):
+        if digest != metadata.sha256:
             raise CorruptModel(f"model version {version}: sha256 of its artifact is {digest}, "
-                               f"expected {metadata.get('sha256')}")
+                               f"expected {metadata.sha256}")
         try:
-            model = decode_model(metadata.get("format"), payload)
+            model = decode_model(metadata.format, payload)
         except Exception as error:  # noqa: BLE001 - whatever the bytes are, they are not served
             raise CorruptModel(f"model version {version}: not a model this code loads "
                                f"({type(error).__name__}: {error})") from None
@@ -161,31 +195,33 @@ class ModelRegistry:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def publish(self, model, version: int, **fields) -> dict:
-        """Publish ``model`` as ``version`` with metadata ``fields``; :class:`VersionTaken` if
-        another writer has that number. Returns the metadata."""
+    def publish(self, model, version: int, **fields) -> VersionInfo:
+        """Publish ``model`` as ``version`` with metadata ``fields`` (:class:`VersionInfo`'s,
+        the registry fills in the file's); :class:`VersionTaken` if another writer has that
+        number. Returns the metadata."""
         format_, payload = encode_model(model)
         digest = hashlib.sha256(payload).hexdigest()
         suffix = "json" if format_ == LINEAR_FORMAT else "skops"
         artifact = f"v{version:09d}-{digest[:16]}.{suffix}"
-        self.storage.write_bytes(f"models/artifacts/{artifact}", payload)
-        metadata = {
-            "version": version,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        seen = int(getattr(model, "n_samples_seen_", fields.pop("n_samples_seen", 0)))
+        metadata = VersionInfo(
+            version=version,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             **fields,
-            "n_samples_seen": int(getattr(model, "n_samples_seen_", fields.get("n_samples_seen", 0))),
-            "artifact": artifact,
-            "format": format_,
-            "sha256": digest,
-            "size_bytes": len(payload),
-            "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
-            "params": {key: value for key, value in model.get_params().items()
-                       if isinstance(value, (int, float, str, bool, type(None)))},
-            "python": platform.python_version(),
-            "libraries": dict(_library_versions()),
-        }
+            n_samples_seen=seen,
+            artifact=artifact,
+            format=format_,
+            sha256=digest,
+            size_bytes=len(payload),
+            estimator=f"{type(model).__module__}.{type(model).__qualname__}",
+            params={key: value for key, value in model.get_params().items()
+                    if isinstance(value, (int, float, str, bool, type(None)))},
+            python=platform.python_version(),
+            libraries=dict(_library_versions()),
+        )  # built first: metadata with a field VersionInfo does not have leaves no artifact
+        self.storage.write_bytes(f"models/artifacts/{artifact}", payload)
         try:
-            self.journal.claim(version, metadata)
+            self.journal.claim(version, metadata.to_dict())
         except FileExistsError:
             # Two writers of the same step (a message delivered twice) write the same bytes
             # under the same name: the winner's version names that file, so it stays.
@@ -196,9 +232,9 @@ class ModelRegistry:
 
     def prune_artifact(self, version: int) -> bool:
         """Delete ``version``'s artifact (its metadata stays); whether there was one."""
-        try:
-            artifact = self.metadata(version)["artifact"]
-        except (VersionNotFound, CorruptModel, KeyError):
+        info = self.find(version)
+        artifact = info.artifact if info is not None else None
+        if artifact is None:
             return False
         key = f"models/artifacts/{artifact}"
         if not self.storage.exists(key):
@@ -225,7 +261,5 @@ class ModelRegistry:
         return removed
 
     def _names(self, version: int, artifact: str) -> bool:
-        try:
-            return self.metadata(version).get("artifact") == artifact
-        except (VersionNotFound, CorruptModel):
-            return False
+        info = self.find(version)
+        return info is not None and info.artifact == artifact

@@ -400,13 +400,8 @@ class SufficientStats:
                 key = "category:{}".format
             else:
                 design, key = Design.first_format(), "{}".format
-            categories = {column: [str(name) for name in arrays[key(column)]]
-                          for column in design.categories}
-            stats = cls(int(arrays["n"]), design, categories,
-                        np.array(arrays["mean"], dtype=float),
-                        np.array(arrays["comoment"], dtype=float))
-        stats.check()
-        return stats
+            return cls._checked(arrays["n"], design, lambda column: arrays[key(column)],
+                                arrays["mean"], arrays["comoment"])
 
     def to_document(self) -> dict:
         return {"n": self.n, "design": self.design.to_document(), "categories": self.categories,
@@ -419,11 +414,17 @@ class SufficientStats:
             design = Design.from_document(document["design"])
         if design is None:
             raise ValueError("the statistics do not say which columns they are of")
-        categories = {column: [str(name) for name in document["categories"][column]]
+        return cls._checked(document["n"], design, document["categories"].__getitem__,
+                            document["mean"], document["comoment"])
+
+    @classmethod
+    def _checked(cls, n, design: Design, names, mean, comoment) -> SufficientStats:
+        """Statistics from their stored parts, checked; ``names(column)``: a column's
+        category names."""
+        categories = {column: [str(name) for name in names(column)]
                       for column in design.categories}
-        stats = cls(int(document["n"]), design, categories,
-                    np.asarray(document["mean"], dtype=float),
-                    np.asarray(document["comoment"], dtype=float))
+        stats = cls(int(n), design, categories, np.array(mean, dtype=float),
+                    np.array(comoment, dtype=float))
         stats.check()
         return stats
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.models.registry import CorruptModel, VersionNotFound
+from app.models.versions import VersionInfo
 
 # Versions shown at most: the newest this many (older ones stay in /models).
 CURVE_VERSIONS = 300
@@ -28,16 +28,13 @@ class Point:
     forgot: str | None  # the batch a forget step removed, for such a version
 
     @classmethod
-    def of(cls, metadata: dict) -> Point:
-        scores = (metadata.get("metrics") or {}).get("prequential") or {}
-        gate = metadata.get("gate") or {}
-        return cls(version=metadata["version"], created_at=metadata.get("created_at", ""),
-                   n_samples_seen=int(metadata.get("n_samples_seen") or 0),
+    def of(cls, info: VersionInfo) -> Point:
+        scores = info.prequential or {}
+        return cls(version=info.version, created_at=info.created_at,
+                   n_samples_seen=info.n_samples_seen,
                    mae=scores.get("mae"), mse=scores.get("mse"), r2=scores.get("r2"),
-                   drift=bool(metadata.get("drift")),
-                   shift=metadata.get("shift") if metadata.get("population_shift") else None,
-                   refused=gate.get("passed", True) is False,
-                   forgot=metadata.get("forgot"))
+                   drift=info.drift, shift=info.shift if info.population_shift else None,
+                   refused=not info.gate_passed, forgot=info.forgot)
 
 
 def learning_curve(registry, limit: int = CURVE_VERSIONS,
@@ -54,10 +51,10 @@ def learning_curve(registry, limit: int = CURVE_VERSIONS,
     for version in range(newest, max(newest - limit, 0), -1):
         point = known.get(version)
         if point is None:
-            try:
-                point = known[version] = Point.of(registry.metadata(version))
-            except (VersionNotFound, CorruptModel):
+            info = registry.find(version)
+            if info is None:
                 continue
+            point = known[version] = Point.of(info)
         points.append(point)
     for old in [version for version in known if version <= newest - limit]:
         del known[old]  # out of the window for good: versions only grow

@@ -17,7 +17,6 @@ Three sources end up in the one ``/metrics`` a Prometheus scrapes on the web app
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -28,8 +27,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app import settings
-from app.lifecycle.learning import batch_status
-from app.models.registry import CorruptModel, VersionNotFound
+from app.models.versions import VersionInfo
 from app.observe.multiproc import MULTIPROC_VARIABLE
 
 # Unknown paths (404s) share one label value, so a scan of random URLs cannot grow the series.
@@ -136,13 +134,12 @@ class LiveError:
                 "by_version": dict(sorted(by_version.items()))}
 
 
-def count_trained(tally: Tally, metadata: dict) -> None:
+def count_trained(tally: Tally, info: VersionInfo) -> None:
     """Count what a published version did: its batches' outcome, drift, a refused promotion."""
-    gate = metadata.get("gate") or {}
-    tally.add(**{f"batches_{batch_status(metadata)}": len(metadata.get("batch_ids") or []),
-                 "drift_events": int(bool(metadata.get("drift"))),
-                 "population_shifts": int(bool(metadata.get("population_shift"))),
-                 "refused_promotions": int(gate.get("passed", True) is False)})
+    tally.add(**{f"batches_{info.batch_status}": len(info.batch_ids),
+                 "drift_events": int(info.drift),
+                 "population_shifts": int(info.population_shift),
+                 "refused_promotions": int(not info.gate_passed)})
 
 
 def count_normalized(tally: Tally, batch: dict) -> None:
@@ -270,7 +267,7 @@ class PipelineCollector:
                                 value=figures["mae"])
         yield GaugeMetricFamily("pipeline_live_labelled_served", "Labelled answers of the "
                                 "served version.", value=figures["labelled"])
-        metrics = self.home.registry.metadata(served).get("metrics") or {}
+        metrics = self.home.registry.metadata(served).metrics
         expected = (metrics.get("holdout") or metrics.get("prequential") or {}).get("mae")
         if expected is not None:
             yield GaugeMetricFamily("pipeline_expected_mae_served", "What the served version's "
@@ -293,11 +290,9 @@ def queue_lengths(client: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
 
 def newest_prequential(registry, newest: int) -> tuple[int, dict | None]:
     """``(version, scores)`` of the newest version at or below ``newest`` that was scored."""
-    for version in range(newest, max(newest - PREQUENTIAL_LOOKBACK, 0), -1):
-        with contextlib.suppress(VersionNotFound, CorruptModel):
-            scores = (registry.metadata(version).get("metrics") or {}).get("prequential")
-            if scores:
-                return version, scores
+    for info in registry.down(newest, max(newest - PREQUENTIAL_LOOKBACK, 0)):
+        if info.prequential:
+            return info.version, info.prequential
     return 0, None
 
 

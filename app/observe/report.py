@@ -49,12 +49,14 @@ class NothingToScore(ValueError):
 
 def held_out_rows(home, loaded: LoadedModel, n: int) -> pd.DataFrame:
     """Up to ``n`` held-out rows of the batches ``loaded``'s lineage learnt most recently."""
-    from app.lifecycle.learning import Learner
+    from app.lifecycle.holdout import HoldoutPool
+    from app.lifecycle.lineage import Lineage
+    from app.models.stats import Design
 
-    learner = Learner(home)
-    batches = learner.recent_lineage_batches(loaded if loaded.metadata.get("batch_ids") else
-                                             learner.lineage_head(loaded.version))
-    rows = learner.pool(batches, limit=n)
+    lineage = Lineage(home, Design.of(home.dataset))
+    batches = lineage.recent_batches(loaded if loaded.metadata.batch_ids else
+                                     lineage.head(loaded.version))
+    rows = HoldoutPool(home).pool(batches, limit=n)
     if len(rows) < 2:
         raise NothingToScore("no held-out rows to score on yet: about one row in twenty of each "
                              "batch is held out, so learn a few more batches first")

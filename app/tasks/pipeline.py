@@ -181,8 +181,8 @@ def sweep(self) -> int:
 def challenge(self) -> int | None:
     """Refit the challenger on recent batches and score it with the champion; its version."""
     # A learner of its own: this task runs beside train steps, which use the shared one's caches.
-    metadata = contest(Learner(self.home))
-    return metadata["version"] if metadata else None
+    info = contest(Learner(self.home))
+    return info.version if info else None
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.forget")

@@ -29,7 +29,7 @@ def list_models():
     home = get_home()
     models = home.registry.list(limit)
     forgotten = home.forgotten.entries()
-    for metadata in models:
-        metadata["forgotten_batches"] = home.forgotten.learnt_by(metadata, forgotten)
-    return {"models": models, "total": models[0]["version"] if models else 0, "limit": limit,
+    listed = [{**info.to_dict(), "forgotten_batches": home.forgotten.learnt_by(info, forgotten)}
+              for info in models]
+    return {"models": listed, "total": models[0].version if models else 0, "limit": limit,
             "contest": latest_contest(home.registry)}

@@ -143,7 +143,7 @@ def why_served(state, served: int | None, newest: int | None, registry) -> tuple
         return "pinned", (f"pinned by {state.by or 'an operator'} at {state.since}: "
                           f"{state.reason}")
     if newest is not None and newest != served:
-        gate = registry.metadata(newest).get("gate") or {}
+        gate = registry.metadata(newest).gate
         return "gate", (f"the promotion gate refused the newer version {newest}: "
                         f"{gate.get('reason', 'no reason recorded')}")
     return "follow", "the newest version: follow mode serves each one the promotion gate lets through"

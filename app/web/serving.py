@@ -33,8 +33,9 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from app.dataset import Dataset
 from app.lifecycle.home import Home
-from app.lifecycle.serving import ServingState, gate_passed
+from app.lifecycle.serving import ServingState
 from app.models.registry import CorruptModel, LoadedModel, VersionNotFound
+from app.models.versions import VersionInfo
 from app.notices import Listener, Notifier
 
 # When the newest promoted version is refused, older ones are tried down to this many.
@@ -62,7 +63,7 @@ class Serving:
         return self.loaded.model
 
     @property
-    def metadata(self) -> dict:
+    def metadata(self) -> VersionInfo:
         return self.loaded.metadata
 
 
@@ -142,7 +143,7 @@ class ModelHolder:
             # A refused or challenger-lost version is not loaded at all: its artifact can be a
             # model whose first load costs a second (skops, a tree ensemble), and meanwhile
             # the notice of the version that is served would wait for this lock.
-            if not gate_passed(metadata):
+            if not metadata.gate_passed:
                 return True
             loaded = self._load_checked(version, metadata)
             if loaded is None:
@@ -240,8 +241,8 @@ class ModelHolder:
         serving = self.current()
         return {
             "model_version": serving.version if serving else None,
-            "model_created_at": serving.metadata.get("created_at") if serving else None,
-            "n_samples_seen": serving.metadata.get("n_samples_seen") if serving else None,
+            "model_created_at": serving.metadata.created_at if serving else None,
+            "n_samples_seen": serving.metadata.n_samples_seen if serving else None,
             "loaded_at": serving.loaded_at if serving else None,
             "serving_mode": self.state.mode if self.state else None,
             "refused_versions": sorted(self.refused),

@@ -79,6 +79,6 @@ def test_a_file_in_the_inbox_is_ingested_once_with_two_beats_on_two_hosts(
     assert len(arrived) == 6 and sum(batch["rows"] for batch in arrived) == 534
     wait_for(lambda: final(first.home, [b["batch_id"] for b in arrived]), timeout=120,
              what="every batch learnt")
-    learnt = [b for m in first.home.registry.list() for b in m.get("batch_ids") or []]
+    learnt = [b for m in first.home.registry.list() for b in m.batch_ids]
     assert sorted(learnt) == sorted(b["batch_id"] for b in arrived), "a batch learnt twice"
     assert inbox.list("") == []

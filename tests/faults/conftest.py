@@ -248,17 +248,17 @@ def assert_trained_once(home: Home) -> dict[str, int]:
     """No batch was learnt by two versions, the ledger names the version that learnt each
     trained batch, and each version's ``n_samples_seen`` is its parent's plus the rows it
     learnt (a drift refit starts from none). Returns batch id -> version."""
-    versions = {meta["version"]: meta for meta in home.registry.list()}
+    versions = {meta.version: meta for meta in home.registry.list()}
     learnt: dict[str, int] = {}
     for version, meta in sorted(versions.items()):
-        for batch_id in meta.get("batch_ids") or []:
+        for batch_id in meta.batch_ids:
             assert batch_id not in learnt, (
                 f"batch {batch_id} learnt by versions {learnt[batch_id]} and {version}")
             learnt[batch_id] = version
-        if meta.get("batch_ids"):
-            parent = versions.get(meta.get("parent_version"), {}).get("n_samples_seen", 0)
-            start = 0 if meta.get("drift") else parent
-            assert meta["n_samples_seen"] == start + meta["n_batch"], meta
+        if meta.batch_ids:
+            parent = versions.get(meta.parent_version)
+            start = 0 if meta.drift or parent is None else parent.n_samples_seen
+            assert meta.n_samples_seen == start + meta.n_batch, meta
     for batch in home.ledger.newest_first():
         if batch["status"] == "trained":
             assert learnt.get(batch["batch_id"]) == batch["version"], batch

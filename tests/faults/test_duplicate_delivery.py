@@ -4,7 +4,7 @@ Redis redelivers an unacknowledged message (``acks_late``, a worker lost, the vi
 timeout), so a train step must be idempotent by batch id. Two guards make it so, and each test
 here fails without one of them: a step learns only batches the ledger still calls
 ``normalized``, and a step that loses the race for a version number re-reads which batches the
-winner learnt (``Learner._repair``) instead of learning them again on top.
+winner learnt (:func:`app.lifecycle.backlog.repair`) instead of learning them again on top.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def arrive(home, batch_id: str, n: int = 300, seed: int = 1) -> int:
 
 
 def versions_that_learnt(home, batch_id: str) -> list[int]:
-    return [m["version"] for m in home.registry.newest_first() if batch_id in m["batch_ids"]]
+    return [m.version for m in home.registry.newest_first() if batch_id in m.batch_ids]
 
 
 def test_two_workers_training_one_batch_at_once_make_one_update(local_home):
@@ -85,7 +85,7 @@ def test_the_same_message_twice_on_the_broker_is_one_update(session_home, celery
              timeout=60, what="both deliveries to finish")
     assert versions_that_learnt(session_home, batch_id) == [version]
     metadata = session_home.registry.metadata(version)
-    parent = metadata["parent_version"]
-    before = session_home.registry.metadata(parent)["n_samples_seen"] if parent else 0
-    assert metadata["batch_ids"] == [batch_id]
-    assert metadata["n_samples_seen"] == before + rows
+    parent = metadata.parent_version
+    before = session_home.registry.metadata(parent).n_samples_seen if parent else 0
+    assert metadata.batch_ids == [batch_id]
+    assert metadata.n_samples_seen == before + rows

@@ -10,7 +10,7 @@ on, rebuilding what the broken version had learnt from the ledger's per-batch st
 
 Each test fails without its protection: decoding an artifact with ``pickle.loads`` (or
 ``joblib.load``) creates the marker; ``np.load(..., allow_pickle=True)`` does too; without the
-rebuild in ``Learner.load_or_rebuild`` the train step after a tampered version fails.
+rebuild in ``Lineage.load_or_rebuild`` the train step after a tampered version fails.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def replace_artifact(home: Home, version: int, payload: bytes, format_: str | No
     """Overwrite ``version``'s artifact and rewrite its metadata to match, as an attacker with
     write access to the folder would."""
     registry = home.registry
-    metadata = registry.metadata(version)
+    metadata = registry.metadata(version).to_dict()
     home.storage.write_bytes(f"models/artifacts/{metadata['artifact']}", payload)
     metadata.update(sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload))
     if format_ is not None:
@@ -127,7 +127,7 @@ def test_the_web_app_keeps_serving_the_last_good_version_and_logs_the_refusal_on
 
     arrive(home, "b2", seed=2)
     Learner(home).train(["b2"])
-    good = home.storage.read_bytes(f"models/artifacts/{home.registry.metadata(2)['artifact']}")
+    good = home.storage.read_bytes(f"models/artifacts/{home.registry.metadata(2).artifact}")
     payload = {"pickle": pickled(marker), "truncated": good[: len(good) // 2],
                "garbage": b"\x00\xff" * 64}[damage]
     replace_artifact(home, 2, payload)
@@ -149,7 +149,7 @@ def test_the_web_app_keeps_serving_the_last_good_version_and_logs_the_refusal_on
 def test_training_goes_on_after_a_tampered_version(tmp_path, marker, damage):
     """The next version learns everything, the broken version's batches included."""
     home = trained_home(tmp_path, batches=3)
-    good = home.storage.read_bytes(f"models/artifacts/{home.registry.metadata(3)['artifact']}")
+    good = home.storage.read_bytes(f"models/artifacts/{home.registry.metadata(3).artifact}")
     replace_artifact(home, 3, pickled(marker) if damage == "pickle" else good[:-10])
 
     arrive(home, "b4", seed=4)

@@ -40,7 +40,7 @@ def test_a_batch_whose_normalize_fails_is_marked_failed_and_the_next_trains(
     # no version learnt the batch.
     wait_for(lambda: trained.state == "FAILURE", timeout=30, what="the chain to be closed")
     assert type(trained.result).__name__ == type(normalized.result).__name__ == "ArrowInvalid"
-    learnt = [m["version"] for m in home.registry.newest_first() if batch_id in m["batch_ids"]]
+    learnt = [m.version for m in home.registry.newest_first() if batch_id in m.batch_ids]
     assert learnt == []
     assert home.registry.latest_version() == newest
 
@@ -48,5 +48,5 @@ def test_a_batch_whose_normalize_fails_is_marked_failed_and_the_next_trains(
     later = generate_task.delay(batch_size=150).get(timeout=60)
     version = wait_for(lambda: home.ledger.get(later)["version"], timeout=60,
                        what="the next batch to be trained")
-    assert later in home.registry.metadata(version)["batch_ids"]
+    assert later in home.registry.metadata(version).batch_ids
     assert home.ledger.get(batch_id)["status"] == "failed"

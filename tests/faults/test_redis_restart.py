@@ -54,15 +54,15 @@ def test_every_process_reconnects_and_lost_chains_are_redone(make_system, redis_
     def resumed():
         newest = system.home.registry.newest_first()
         meta = next(newest, None)
-        return meta if meta and meta["version"] > before and any(
+        return meta if meta and meta.version > before and any(
             datetime.fromisoformat(ledger.get(b)["created_at"]).timestamp() > restarted
-            for b in meta["batch_ids"]) else None
+            for b in meta.batch_ids) else None
 
     first = wait_for(resumed, timeout=RECONNECT_WAIT, what="a version of a new batch")
-    took = datetime.fromisoformat(first["created_at"]).timestamp() - restarted
+    took = datetime.fromisoformat(first.created_at).timestamp() - restarted
     # The web app serves it (pushed or polled), and Flower answers.
     wait_for(lambda: (get(f"{system.web_url}/health")[1] or {}).get("model_version", 0)
-             >= first["version"], timeout=RECONNECT_WAIT, what="the web app to serve it")
+             >= first.version, timeout=RECONNECT_WAIT, what="the web app to serve it")
     served = time.time() - restarted
     wait_for(lambda: get(f"{system.flower_url}/healthcheck")[0] == 200, timeout=30,
              what=f"Flower: {get(f'{system.flower_url}/healthcheck')}")

@@ -41,7 +41,7 @@ def test_training_past_its_soft_time_limit_fails_the_batch_and_publishes_nothing
     assert slow["batch_id"] not in learnt
     registry = system.home.registry
     for meta in registry.list():
-        registry.load(meta["version"])
+        registry.load(meta.version)
     # A step that took the slow batch along was retried with its own batch alone, and passed.
     for retried in re.findall(r"Task pipeline.train\[(\S+)\] retry: Retry in 0s: "
                               r"SoftTimeLimitExceeded", output):

@@ -32,9 +32,9 @@ def test_a_worker_killed_while_publishing_trains_its_batch_exactly_once(make_sys
     learnt = assert_trained_once(system.home)
     assert learnt[victim] == version
     registry = system.home.registry
-    assert artifact.rsplit("/", 1)[1] not in {meta["artifact"] for meta in registry.list()}
+    assert artifact.rsplit("/", 1)[1] not in {meta.artifact for meta in registry.list()}
     for meta in registry.list():
-        registry.load(meta["version"])
+        registry.load(meta.version)
     # What the killed step left is debris the sweep removes, never a version.
     assert system.home.storage.exists(artifact)
     system.home.sweep(older_than=0)

@@ -41,18 +41,18 @@ def test_a_challenger_that_is_no_better_is_published_but_the_champion_stays_serv
         arrive(home, learner, f"b{i}", generate(1500, seed=i, batch_id=f"b{i}"))
     champion = home.serving.state().version
     metadata = contest(learner)
-    assert metadata["kind"] == "challenger" and metadata["format"] == "skops"
-    assert metadata["window_batch_ids"] == ["b1", "b2", "b3", "b4"] and metadata["batch_ids"] == []
-    scores = metadata["contest"]
+    assert metadata.kind == "challenger" and metadata.format == "skops"
+    assert metadata.window_batch_ids == ["b1", "b2", "b3", "b4"] and metadata.batch_ids == []
+    scores = metadata.contest
     assert scores["champion_version"] == champion and scores["winner"] == "champion"
     assert {"mse", "mae", "r2"} <= set(scores["champion"]) and {"mse", "r2"} <= set(scores["challenger"])
-    assert metadata["gate"]["passed"] is False
+    assert metadata.gate["passed"] is False
     assert home.serving.state().version == champion
-    loaded = home.registry.load(metadata["version"])
+    loaded = home.registry.load(metadata.version)
     assert isinstance(loaded.model, ChallengerRegressor)
     # Outside the lineage: the next batch builds on the champion, and the ledger is untouched.
     outcome = arrive(home, learner, "b5", generate(1500, seed=5, batch_id="b5"))
-    assert home.registry.metadata(outcome.version)["parent_version"] == champion
+    assert home.registry.metadata(outcome.version).parent_version == champion
     assert home.serving.state().version == outcome.version
 
 
@@ -62,12 +62,12 @@ def test_a_challenger_better_beyond_chance_is_served_and_shown_with_both_scores(
         arrive(home, learner, f"w{i}", not_additive(f"w{i}", seed=i))
     champion = home.serving.state().version
     metadata = contest(learner)
-    scores = metadata["contest"]
+    scores = metadata.contest
     assert scores["winner"] == "challenger", scores
     assert scores["challenger"]["mse"] < scores["champion"]["mse"]
-    assert metadata["window_batch_ids"] == [f"w{i}" for i in range(3, WINDOW_BATCHES + 3)]
-    assert home.serving.state().version == metadata["version"] != champion
-    served = home.registry.load(metadata["version"]).model
+    assert metadata.window_batch_ids == [f"w{i}" for i in range(3, WINDOW_BATCHES + 3)]
+    assert home.serving.state().version == metadata.version != champion
+    served = home.registry.load(metadata.version).model
     assert served.predict_records([{"idade": 60, "cidade": "São Paulo", "cargo": "Médico"}])[0] > 9000
 
 
@@ -78,8 +78,8 @@ def test_a_window_of_big_batches_is_fit_on_a_sample_of_it(home, monkeypatch):
     for i in range(1, 4):
         arrive(home, learner, f"b{i}", generate(1500, seed=i, batch_id=f"b{i}"))
     metadata = contest(learner)
-    assert metadata["window_batch_ids"] == ["b1", "b2", "b3"]
-    assert home.registry.load(metadata["version"]).model.n_samples_seen_ == 2000
+    assert metadata.window_batch_ids == ["b1", "b2", "b3"]
+    assert home.registry.load(metadata.version).model.n_samples_seen_ == 2000
 
 
 def test_a_skops_file_with_a_type_not_trusted_is_refused():

@@ -50,7 +50,7 @@ def r2_ratio(model, world, seed=99):
 def test_without_drift_nothing_is_flagged_and_the_model_is_exactly_the_batch_fit(local_home):
     home, learner = local_home, Learner(local_home)
     ids = stream(home, learner, "none", 1, 15)
-    assert not any(m["drift"] or m["suspect"] for m in versions(home))
+    assert not any(m.drift or m.suspect for m in versions(home))
     assert home.audit.page(action="drift")["events"] == []
     served = home.registry.load(home.serving.state().version)
     assert served.version == home.registry.latest_version()
@@ -65,20 +65,20 @@ def test_without_drift_nothing_is_flagged_and_the_model_is_exactly_the_batch_fit
 def test_a_sudden_change_is_flagged_audited_and_learnt_from_the_batches_since_it(local_home):
     home, learner = local_home, Learner(local_home)
     ids = stream(home, learner, "sudden", 1, DRIFT_AFTER + 5)
-    flagged = [m for m in versions(home) if m["drift"]]
+    flagged = [m for m in versions(home) if m.drift]
     assert flagged, "the change was not detected"
     first = flagged[0]
-    number = home.ledger.get(first["batch_id"])["generated_number"]
+    number = home.ledger.get(first.batch_id)["generated_number"]
     assert DRIFT_AFTER <= number <= DRIFT_AFTER + 2, "detected too late, or before the change"
 
     event = home.audit.page(action="drift")["events"][-1]
-    assert event["batch_id"] == first["batch_id"] and event["to_version"] == first["version"]
+    assert event["batch_id"] == first.batch_id and event["to_version"] == first.version
     assert "prequential MAE" in event["reason"]
     assert home.audit.page(action="adapted")["events"], "the change was never confirmed"
 
     # Recovered: the served model is exactly the fit of the batches since the change...
     served = home.registry.load(home.serving.state().version)
-    since = [b for b in ids if home.ledger.get(b)["seq"] >= served.metadata["window_start_seq"]]
+    since = [b for b in ids if home.ledger.get(b)["seq"] >= served.metadata.window_start_seq]
     assert since == ids[number - 1:]
     expected = fresh_fit(home, since)
     probe = generate(500, seed=2)
@@ -92,7 +92,7 @@ def test_a_sudden_change_is_flagged_audited_and_learnt_from_the_batches_since_it
 def test_forgetting_a_batch_after_an_adaptation_stays_exact(local_home):
     home, learner = local_home, Learner(local_home)
     ids = stream(home, learner, "sudden", 1, DRIFT_AFTER + 4)
-    window = home.registry.load(home.serving.state().version).metadata["window_start_seq"]
+    window = home.registry.load(home.serving.state().version).metadata.window_start_seq
     since = [b for b in ids if home.ledger.get(b)["seq"] >= window]
     # A batch from before the change is no longer in the model: forgetting it makes no version.
     newest = home.registry.latest_version()
@@ -108,7 +108,7 @@ def test_forgetting_a_batch_after_an_adaptation_stays_exact(local_home):
 def assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed):
     """No batch refused, no drift flag, and the served model the batch fit of every batch."""
     assert [b["batch_id"] for b in home.ledger.newest_first() if b["status"] != "trained"] == []
-    assert not any(m["drift"] for m in versions(home))
+    assert not any(m.drift for m in versions(home))
     assert home.audit.page(action="drift")["events"] == []
     served = home.registry.load(home.serving.state().version)
     expected = fresh_fit(home, ids)
@@ -122,12 +122,12 @@ def test_a_shifted_population_is_learnt_on_not_refused(local_home):
     says why, and loses no batch. Before, each such batch was refused."""
     home, learner = local_home, Learner(local_home)
     ids = stream(home, learner, "covariate", 1, DRIFT_AFTER + 6)
-    shifted = [m for m in versions(home) if m["population_shift"]]
+    shifted = [m for m in versions(home) if m.population_shift]
     assert shifted, "the monitor never fired: the scenario tests nothing"
     assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed=4)
     event = home.audit.page(action="population_shift")["events"][-1]
     assert event["reason"].startswith("the population shifted: higher idade")
-    assert event["batch_id"] == shifted[-1]["batch_id"] and "the relation held" in event["reason"]
+    assert event["batch_id"] == shifted[-1].batch_id and "the relation held" in event["reason"]
 
 
 def test_a_file_sorted_by_a_category_loses_no_batch(local_home):
@@ -143,7 +143,7 @@ def test_a_file_sorted_by_a_category_loses_no_batch(local_home):
         arrive(home, batch_id, frame=frame.assign(geracao_id=batch_id))
         learner.train([batch_id])
         ids.append(batch_id)
-    assert any(m["population_shift"] for m in versions(home)), "the monitor never fired"
+    assert any(m.population_shift for m in versions(home)), "the monitor never fired"
     assert_every_batch_learnt_once_by_the_batch_fit(home, ids, seed=5)
 
 
@@ -160,5 +160,5 @@ def test_a_changed_world_among_shifted_people_is_still_a_change(local_home):
         frame["salario"] = (frame["salario"] * 1.5).round(2)
         arrive(home, batch_id, frame=frame.assign(geracao_id=batch_id))
         learner.train([batch_id])
-    flagged = [m for m in versions(home) if m["drift"]]
-    assert flagged and "the relation changed with it" in flagged[0]["relation"]
+    flagged = [m for m in versions(home) if m.drift]
+    assert flagged and "the relation changed with it" in flagged[0].relation

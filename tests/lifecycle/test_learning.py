@@ -41,8 +41,8 @@ def test_the_first_batch_makes_version_one_and_it_is_served(home, learner):
     outcome = learner.train(["b1"])
     assert outcome.trained and outcome.version == 1
     metadata = home.registry.metadata(1)
-    assert metadata["batch_id"] == "b1" and metadata["metrics"]["prequential"] is None
-    assert metadata["n_samples_seen"] == batch["clean"] - batch["holdout"] == metadata["n_batch"]
+    assert metadata.batch_id == "b1" and metadata.metrics["prequential"] is None
+    assert metadata.n_samples_seen == batch["clean"] - batch["holdout"] == metadata.n_batch
     assert home.ledger.get("b1")["status"] == "trained" and home.ledger.get("b1")["version"] == 1
     assert home.serving.state().version == 1
 
@@ -54,7 +54,7 @@ def test_versions_are_exactly_the_batch_fit_of_everything_learnt(home, learner):
         learner.train([batch_id])
     assert home.registry.latest_version() == 5
     assert_same_model(home.registry.load(5).model, fresh_fit(home, ids))
-    prequential = home.registry.metadata(5)["metrics"]["prequential"]
+    prequential = home.registry.metadata(5).metrics["prequential"]
     assert {"mse", "mae", "r2"} <= set(prequential)
 
 
@@ -64,7 +64,7 @@ def test_a_backlog_is_learnt_in_one_step(home, learner):
         arrive(home, batch_id, seed=i)
     outcome = learner.train(["b2", "b1", "b3"])
     assert outcome.version == 1 and outcome.batch_ids == ids
-    assert home.registry.metadata(1)["batch_ids"] == ids
+    assert home.registry.metadata(1).batch_ids == ids
     assert all(home.ledger.get(b)["version"] == 1 for b in ids)
     assert_same_model(home.registry.load(1).model, fresh_fit(home, ids))
 
@@ -94,7 +94,7 @@ def test_the_gate_refuses_a_unit_error_and_later_versions_leave_it_out(home, lea
 
     arrive(home, "x100", salaries_times_100("x100", 99))
     refused = learner.train(["x100"])
-    verdict = home.registry.metadata(refused.version)["gate"]
+    verdict = home.registry.metadata(refused.version).gate
     assert verdict["passed"] is False and verdict["candidate"]["mse"] > 10 * verdict["served"]["mse"]
     assert home.serving.state().version == served
     assert home.ledger.get("x100")["status"] == "refused"
@@ -217,9 +217,9 @@ def test_retention_prunes_old_artifacts_but_never_the_pinned_or_served(home):
         arrive(home, f"b{i}", seed=i)
         learner.train([f"b{i}"])
     kept = [v for v in range(1, 7) if home.storage.exists(
-        f"models/artifacts/{home.registry.metadata(v)['artifact']}")]
+        f"models/artifacts/{home.registry.metadata(v).artifact}")]
     assert kept == [1, 5, 6]
-    assert [m["version"] for m in home.registry.list()] == [6, 5, 4, 3, 2, 1]
+    assert [m.version for m in home.registry.list()] == [6, 5, 4, 3, 2, 1]
 
 
 def test_lake_rows_of_old_batches_are_dropped_but_their_statistics_stay(home):
@@ -256,8 +256,8 @@ def test_two_learners_racing_lose_no_batch_and_train_none_twice(home):
         thread.join()
     assert not errors
     versions = home.registry.list()[::-1]
-    assert [m["version"] for m in versions] == list(range(1, len(versions) + 1))
-    learnt = [b for m in versions for b in m["batch_ids"]]
+    assert [m.version for m in versions] == list(range(1, len(versions) + 1))
+    learnt = [b for m in versions for b in m.batch_ids]
     assert sorted(learnt) == sorted(ids)
     assert_same_model(home.registry.load().model, fresh_fit(home, ids))
 

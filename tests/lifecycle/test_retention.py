@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def kept(home):
     newest = home.registry.latest_version()
     return [v for v in range(1, newest + 1)
-            if home.storage.exists(f"models/artifacts/{home.registry.metadata(v)['artifact']}")]
+            if home.storage.exists(f"models/artifacts/{home.registry.metadata(v).artifact}")]
 
 
 def test_the_served_version_is_kept_when_newer_ones_are_refused(local_home):
@@ -29,7 +29,7 @@ def test_the_served_version_is_kept_when_newer_ones_are_refused(local_home):
     # 3 is served (and the lineage's head), 5 the newest; the refused 4 and the old ones go.
     assert kept(home) == [3, 5]
     assert home.registry.load(3).version == 3
-    assert [m["version"] for m in home.registry.list()] == [5, 4, 3, 2, 1]
+    assert [m.version for m in home.registry.list()] == [5, 4, 3, 2, 1]
 
 
 def test_a_version_pinned_long_ago_outlives_every_newer_one(local_home):

@@ -177,9 +177,9 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
         judged_before = time.time() - SWITCH_BAR - 0.5
         lags, since_made = [], []
         for metadata in home.registry.newest_first():
-            version = metadata["version"]
-            if (version < 3 or epoch(metadata["created_at"]) > judged_before
-                    or not metadata.get("gate", {}).get("passed", True)):
+            version = metadata.version
+            if (version < 3 or epoch(metadata.created_at) > judged_before
+                    or not metadata.gate_passed):
                 continue  # the first ones, the newest, and gate refusals (served nowhere)
             assert version in watcher.noticed, f"no notice of version {version}"
             for name in urls:
@@ -187,7 +187,7 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
                 newer = any(v > version for _, v in watcher.loaded[name])
                 assert seen or newer, f"{name} never served version {version}"
                 lags += seen
-                since_made += watcher.switch_lags(name, version, epoch(metadata["created_at"]))
+                since_made += watcher.switch_lags(name, version, epoch(metadata.created_at))
         lags.sort()
         switch_p95 = lags[int(0.95 * (len(lags) - 1))]
         made_p95 = sorted(since_made)[int(0.95 * (len(since_made) - 1))]
@@ -203,11 +203,11 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
         support.wait_for(lambda: (home.registry.latest_version() or 0) >= newest_before + 3,
                          timeout=TAKEOVER_BAR + 30, interval=0.2,
                          what=f"three versions after {victim.name} died")
-        after = sorted((m for m in home.registry.newest_first() if m["version"] > newest_before),
-                       key=lambda m: m["version"])
+        after = sorted((m for m in home.registry.newest_first() if m.version > newest_before),
+                       key=lambda m: m.version)
         generated_after = [b for b in home.ledger.newest_first() if epoch(b["created_at"]) > killed_at]
         takeover = min(epoch(b["created_at"]) for b in generated_after) - killed_at
-        version_gap = epoch(after[0]["created_at"]) - killed_at
+        version_gap = epoch(after[0].created_at) - killed_at
         assert takeover <= TAKEOVER_BAR, f"no generation for {takeover:.1f} s after the kill"
         assert version_gap <= TAKEOVER_BAR, f"no version for {version_gap:.1f} s after the kill"
         ended_at = time.time()
@@ -218,18 +218,18 @@ def test_two_hosts_share_one_pipeline_and_survive_losing_one(hosts, tmp_path, ca
         watcher.stop()
 
     # Numbers: 1..N, each once, in publication order.
-    listed = sorted(home.registry.newest_first(), key=lambda m: m["version"])
-    numbers = [m["version"] for m in listed]
+    listed = sorted(home.registry.newest_first(), key=lambda m: m.version)
+    numbers = [m.version for m in listed]
     assert numbers == list(range(1, len(numbers) + 1)), f"gap or duplicate: {numbers}"
-    created = [epoch(m["created_at"]) for m in listed]
+    created = [epoch(m.created_at) for m in listed]
     assert created == sorted(created), "versions were published out of order"
 
     # Each batch learnt by exactly one version (batches older than the victim's death that
     # were in its worker's hands are redelivered; only the last seconds may still be running).
     learnt_by = defaultdict(list)
     for metadata in listed:
-        for batch_id in metadata.get("batch_ids") or []:
-            learnt_by[batch_id].append(metadata["version"])
+        for batch_id in metadata.batch_ids:
+            learnt_by[batch_id].append(metadata.version)
     twice = {batch: seen for batch, seen in learnt_by.items() if len(seen) > 1}
     assert not twice, f"batches learnt more than once: {twice}"
     settled = [b for b in home.ledger.newest_first() if epoch(b["created_at"]) < ended_at]

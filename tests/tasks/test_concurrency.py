@@ -13,7 +13,6 @@ import redis
 from celery import Celery
 
 from app.lifecycle.home import Home
-from app.lifecycle.learning import on_lineage
 from tests.support import celery_process, cluster_redis_url, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
@@ -63,25 +62,25 @@ def test_concurrent_training_loses_no_update_and_trains_no_batch_twice(cluster):
              timeout=120, what="every batch trained")
     # Beat keeps adding versions meanwhile: check one snapshot of published versions.
     versions = home.registry.list()[::-1]
-    assert [m["version"] for m in versions] == list(range(1, len(versions) + 1))
-    champions = [m for m in versions if on_lineage(m)]
-    learnt = [b for m in champions for b in m["batch_ids"]]
+    assert [m.version for m in versions] == list(range(1, len(versions) + 1))
+    champions = [m for m in versions if m.on_lineage]
+    learnt = [b for m in champions for b in m.batch_ids]
     assert len(learnt) == len(set(learnt)), "a batch was trained twice"
     assert set(batch_ids) <= set(learnt)
     for batch_id, size in zip(batch_ids, sizes):
         batch = home.ledger.get(batch_id)
-        assert batch["rows"] == size and batch_id in home.registry.metadata(batch["version"])["batch_ids"]
+        assert batch["rows"] == size and batch_id in home.registry.metadata(batch["version"]).batch_ids
     # Every champion builds on the champion before: no update was lost. (A challenger is a
     # side version, refit on a recent window; nothing builds on it.)
     running, parent = 0, None
-    assert all(m["kind"] == "challenger" for m in versions if not on_lineage(m))
+    assert all(m.kind == "challenger" for m in versions if not m.on_lineage)
     for metadata in champions:
-        running += metadata["n_batch"]
-        assert metadata["n_samples_seen"] == running
-        assert metadata["parent_version"] == parent
-        parent = metadata["version"]
+        running += metadata.n_batch
+        assert metadata.n_samples_seen == running
+        assert metadata.parent_version == parent
+        parent = metadata.version
     trained_rows = sum(len(home.lake.read("normalized", b)) for b in learnt)
-    assert home.registry.load(champions[-1]["version"]).model.n_samples_seen_ == trained_rows == running
+    assert home.registry.load(champions[-1].version).model.n_samples_seen_ == trained_rows == running
     log = cluster["log"].read_text()
     assert "batch already trained" in log, "no duplicate was delivered"
 

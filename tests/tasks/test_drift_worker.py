@@ -66,16 +66,16 @@ def test_a_sudden_drift_is_flagged_audited_and_recovered_from(drifting):
     assert numbers == list(range(1, BATCHES + 1))
 
     versions = [home.registry.metadata(v) for v in range(1, home.registry.latest_version() + 1)]
-    flagged = [m for m in versions if m.get("drift")]
+    flagged = [m for m in versions if m.drift]
     assert flagged, "no version has the drift flag"
     first = flagged[0]
-    assert home.ledger.get(first["batch_id"])["generated_number"] in range(DRIFT_AFTER, DRIFT_AFTER + 3)
-    assert not any(m.get("drift") for m in versions[:DRIFT_AFTER - 1])
+    assert home.ledger.get(first.batch_id)["generated_number"] in range(DRIFT_AFTER, DRIFT_AFTER + 3)
+    assert not any(m.drift for m in versions[:DRIFT_AFTER - 1])
 
     event = home.audit.page(action="drift")["events"][-1]
-    assert event["batch_id"] == first["batch_id"] and event["to_version"] == first["version"]
+    assert event["batch_id"] == first.batch_id and event["to_version"] == first.version
     log = drifting["log"].read_text()
-    assert f"drift detected on batch {first['batch_id']}" in log
+    assert f"drift detected on batch {first.batch_id}" in log
 
     # Recovered: evaluation (of the world as it is now) finds the served model as good as the
     # truth, where a model of all the batches is far from it.
@@ -107,9 +107,9 @@ def test_the_challenger_is_refit_in_the_background_every_k_batches(drifting):
     def challengers():
         newest = home.registry.latest_version() or 0
         return [m for m in map(home.registry.metadata, range(1, newest + 1))
-                if m.get("kind") == "challenger"]
+                if m.kind == "challenger"]
 
     found = wait_for(challengers, timeout=60, what="a challenger version")
-    contest = found[0]["contest"]
+    contest = found[0].contest
     assert contest["champion"]["mse"] > 0 and contest["challenger"]["mse"] > 0
-    assert found[0]["format"] == "skops" and home.registry.load(found[0]["version"]).model
+    assert found[0].format == "skops" and home.registry.load(found[0].version).model

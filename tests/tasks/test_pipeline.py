@@ -29,14 +29,14 @@ def test_generate_chains_normalize_and_train_into_a_new_version(session_home):
     version = trained_version(session_home, batch_id)
     metadata = session_home.registry.metadata(version)
     batch = session_home.ledger.get(batch_id)
-    assert batch_id in metadata["batch_ids"]
+    assert batch_id in metadata.batch_ids
     assert (batch["source"], batch["rows"], batch["clean"], batch["quarantined"]) == (
         "generator", 300, 300, 0)
     raw = session_home.lake.read("raw", batch_id)
     assert len(raw) == 300 and (raw["geracao_id"] == batch_id).all()
     assert len(session_home.lake.read("normalized", batch_id)) == 300 - batch["holdout"]
     loaded = session_home.registry.load(version)
-    assert loaded.model.n_samples_seen_ == metadata["n_samples_seen"]
+    assert loaded.model.n_samples_seen_ == metadata.n_samples_seen
 
 
 def test_generate_uses_batch_size_setting_when_none_is_given(session_home):
@@ -84,8 +84,8 @@ def test_forget_makes_a_version_without_the_batch(session_home):
     result = forget.delay(batch_id, "a test deletion request").get(timeout=30)
     assert result["status"] == "forgotten"
     metadata = session_home.registry.metadata(result["version"])
-    assert metadata["forgot"] == batch_id
-    assert metadata["n_samples_seen"] == seen - (400 - session_home.ledger.get(batch_id)["holdout"])
+    assert metadata.forgot == batch_id
+    assert metadata.n_samples_seen == seen - (400 - session_home.ledger.get(batch_id)["holdout"])
 
 
 @pytest.mark.parametrize("task, args, message", [

@@ -60,7 +60,7 @@ def test_recover_sends_a_lost_batch_on_to_be_trained_once(session_home, redis_ur
     for batch_id in (normalized, raw_only):
         wait_for(lambda: ledger.get(batch_id)["status"] == "trained", what=f"{batch_id} trained")
         assert ledger.get(batch_id)["recoveries"] == 1
-        assert batch_id in session_home.registry.metadata(ledger.get(batch_id)["version"])["batch_ids"]
+        assert batch_id in session_home.registry.metadata(ledger.get(batch_id)["version"]).batch_ids
 
 
 def test_a_batch_lost_too_often_is_failed_with_the_reason(session_home):

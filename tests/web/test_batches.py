@@ -44,7 +44,7 @@ def test_ingest_runs_the_batch_through_normalize_and_train(home_client, session_
     assert batch["version"] == version and batch["status"] == "trained"
     assert batch["reasons"] == {"idade out of range 18-70": 1, "salario is not a finite number": 1}
     assert batch["unknown_fields"] == ["extra"]
-    assert body["batch_id"] in session_home.registry.metadata(version)["batch_ids"]
+    assert body["batch_id"] in session_home.registry.metadata(version).batch_ids
 
     listed = home_client.get("/batches?limit=5").get_json()
     summary = next(b for b in listed["batches"] if b["batch_id"] == body["batch_id"])

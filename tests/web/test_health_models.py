@@ -29,7 +29,7 @@ def test_models_lists_versions_newest_first_with_their_metadata(client, registry
     assert [model["version"] for model in body["models"]] == versions[::-1]
     assert body["total"] == 3
     newest = body["models"][0]
-    assert newest == {**registry.metadata(versions[-1]), "forgotten_batches": []}
+    assert newest == {**registry.metadata(versions[-1]).to_dict(), "forgotten_batches": []}
     assert {"version", "created_at", "n_samples_seen", "sha256"} <= set(newest)
 
 
