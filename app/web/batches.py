@@ -20,7 +20,7 @@ from app.web import schemas
 from app.web.access import actor, operator_route
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("batches", __name__)
 

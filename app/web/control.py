@@ -18,7 +18,7 @@ from app.web import schemas
 from app.web.access import actor, operator_route
 from app.web.errors import InvalidRequest, read_body
 from app.web.openapi import documented
-from app.web.serving import get_home, get_model_holder
+from app.web.holder import get_home, get_model_holder
 
 bp = Blueprint("control", __name__)
 
@@ -52,7 +52,7 @@ def _change(make):
 
 @bp.get("/serving")
 @documented(responses={200: "the version served, the mode and why"})
-def serving():
+def serving_state():
     """``{"version", "mode" ("follow"/"pinned"), "reason", "since", "by", "forgotten_batches"}``."""
     return _answer(get_home().serving.state())
 

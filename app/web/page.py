@@ -18,7 +18,7 @@ from app.dataset import Dataset, figure, number_text
 from app.observe.curve import Point, learning_curve
 from app.settings import redact
 from app.web.openapi import documented
-from app.web.serving import get_home, get_model_holder
+from app.web.holder import get_home, get_model_holder
 from app.web.status import live_error
 
 bp = Blueprint("page", __name__)

@@ -16,7 +16,7 @@ from app.web import schemas
 from app.web.access import operator_route
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_model_holder
+from app.web.holder import get_model_holder
 
 bp = Blueprint("tasks", __name__)
 
