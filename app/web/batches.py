@@ -53,11 +53,9 @@ def ingest():
     records = schemas.ingest_records(read_body(), current_app.config["MAX_RECORDS"])
     home = get_home()
     batch_id = new_batch_id()
-    try:
-        receive_records(home.lake, home.ledger, batch_id, records)
-    except OSError as error:  # nothing is left behind (see receive_records); try again later
-        raise ServiceUnavailable(f"the data lake cannot be written now: {type(error).__name__}",
-                                 retry_after=5) from None
+    # A store that cannot be written leaves nothing behind (see receive_records): its OSError
+    # is the app's 503 (app.web.errors).
+    receive_records(home.lake, home.ledger, batch_id, records)
     try:
         result = check_and_learn(_celery(), batch_id)
     except _BROKER_DOWN as error:

@@ -139,7 +139,8 @@ def test_ingest_when_the_lake_cannot_be_written_is_503_and_keeps_nothing(client,
     monkeypatch.setattr("app.web.batches.check_and_learn", lambda *a: pytest.fail("a task was sent"))
     response = client.post("/ingest", json={"records": labelled(3)})
     assert response.status_code == 503
-    assert response.get_json()["error"] == "the data lake cannot be written now: OSError"
+    assert response.get_json()["error"] == ("the pipeline's storage cannot be used now (OSError); "
+                                            "try again in a few seconds")
     assert not home.storage.list("data/raw")
 
 
