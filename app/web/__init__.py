@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import logs, settings
+from app import limits, logs, settings
 from app.web import (batches, control, dataset, errors, feedback, health, holder, metrics,
                      models, openapi, page, predict, reports, schemas, status, tasks)
 from worker import app as celery_app
@@ -30,7 +30,8 @@ DEFAULTS = {
     # 10,000 records of typical length take about 700 kB; this leaves room for long names
     # and pretty-printed JSON. A larger body is refused with 413 before it is read.
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
-    "MAX_RECORDS": 10_000,
+    # Records (or labels) per /predict, /ingest, /feedback; more is a 413 (or a 400 for /predict).
+    "MAX_RECORDS": limits.MAX_RECORDS,
     # Seconds between looks at the registry's markers (one stat each): the fallback when a
     # pushed notice of a new version (MODEL_NOTICES, over Redis pub/sub) is lost.
     "MODEL_CHECK_INTERVAL": 0.25,
@@ -77,7 +78,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["DATASET"] = environment.dataset()
     if app.config["LOG_PREDICTIONS"] is None:
         app.config["LOG_PREDICTIONS"] = environment.log_predictions
-    app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"])
+    app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"],
+                                                         app.config["MAX_RECORDS"])
     if app.config["CONFIGURE_LOGGING"]:
         logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
     app.json.sort_keys = False

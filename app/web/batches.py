@@ -15,6 +15,7 @@ from werkzeug.exceptions import NotFound, ServiceUnavailable
 from app.data.batches import discard_batch, receive_records
 from app.data.generator import new_batch_id
 from app.data.ledger import UnknownBatch
+from app.limits import MAX_SEQUENCE
 from app.queueing import check_and_learn, send_steps
 from app.web import schemas
 from app.web.access import actor, operator_route
@@ -72,7 +73,7 @@ def batches():
     """``{"batches": [...], "total": N}`` newest first; ``?limit=N``, ``?before=SEQ`` to page on."""
     limit = schemas.query_number(request.args, "limit", 1, schemas.BATCHES_MAX_LIMIT,
                                  schemas.BATCHES_LIMIT)
-    before = schemas.query_number(request.args, "before", 1, 2**53)
+    before = schemas.query_number(request.args, "before", 1, MAX_SEQUENCE)
     ledger = get_home().ledger
     listed = []
     for batch in ledger.newest_first(before):

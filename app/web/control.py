@@ -13,6 +13,7 @@ from werkzeug.exceptions import Conflict, NotFound
 
 from app.lifecycle.audit import ACTIONS
 from app.lifecycle.serving import ServingError
+from app.limits import MAX_VERSION
 from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import actor, operator_route
@@ -90,7 +91,7 @@ def audit():
     """
     limit = schemas.query_number(request.args, "limit", 1, schemas.AUDIT_MAX_LIMIT,
                                  schemas.AUDIT_LIMIT)
-    before = schemas.query_number(request.args, "before", 1, schemas.VERSION_MAX)
+    before = schemas.query_number(request.args, "before", 1, MAX_VERSION)
     action = request.args.get("action")
     if action is not None and action not in ACTIONS:
         message = f"must be one of {', '.join(ACTIONS)}"
