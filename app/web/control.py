@@ -17,7 +17,7 @@ from app.limits import MAX_VERSION
 from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import actor, operator_route
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
 from app.web.holder import get_home, get_model_holder
 
@@ -95,7 +95,6 @@ def audit():
     action = request.args.get("action")
     if action is not None and action not in ACTIONS:
         message = f"must be one of {', '.join(ACTIONS)}"
-        raise InvalidRequest(schemas.InvalidInput(f"action: {message}",
-                                                  [{"field": "action", "message": message}]))
+        raise schemas.InvalidInput(f"action: {message}", [{"field": "action", "message": message}])
     page = get_home().audit.page(limit=limit, before=before, action=action)
     return {**page, "total": get_home().audit.total()}
