@@ -52,11 +52,15 @@ def test_a_notice_of_a_version_the_gate_refused_changes_nothing(
     first = publish(announcing, first_model, "b1")
     app.test_client().post("/predict", json=PROBE)
     wait_for(lambda: holder._listener.subscribed.is_set(), timeout=10, what="the subscription")
+    handled = []
+    listener = holder._listener
+    listener.on_notice = lambda notice, handle=listener.on_notice: (handle(notice),
+                                                                     handled.append(notice))
     refused = first + 1
     announcing.registry.publish(second_model, refused, batch_id="b2", batch_ids=["b2"], n_batch=1,
                                 gate={"passed": False, "reason": "worse than served"})
     announcing.notify("version", refused)
-    time.sleep(0.5)  # the listener has had the notice; nothing else would make it look
+    wait_for(lambda: handled, timeout=10, interval=0.01, what="the notice to be handled")
     assert holder._served.version == first
     third = publish(announcing, first_model, "b3")
     wait_for(lambda: holder._served.version == third, timeout=5, what="the next version")
