@@ -13,6 +13,11 @@ Two writes matter to every caller, and both are atomic on either backend:
   :class:`FileExistsError` otherwise: two writers racing for one name cannot both win. Locally
   it is an exclusive hard link of a synced temporary file; on S3 a conditional PUT
   (``If-None-Match: *``).
+
+Every failure of the storage itself is an :class:`OSError`: a local folder raises its own, and
+an object store's client errors (botocore's, which are not ``OSError``: an endpoint that refuses,
+a timeout) come out of :class:`ObjectStorage` as :class:`StorageUnavailable`. So a caller has one
+type to catch for "the store cannot be used now", and the web app one handler (a 503).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import wraps
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +63,10 @@ def check_key(key: str) -> str:
     if not key or not all(_KEY_PART.fullmatch(part) for part in parts):
         raise ValueError(f"invalid storage key {key!r}")
     return key
+
+
+class StorageUnavailable(ConnectionError):
+    """The store did not answer (a refused connection, a timeout, no keys): try again later."""
 
 
 class Storage:
@@ -254,8 +265,42 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _client_trouble(error: Exception) -> bool:
+    """Whether ``error`` is botocore's own (not imported here unless S3 is in use)."""
+    exceptions = sys.modules.get("botocore.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.BotoCoreError)
+
+
+def _unavailable_as_oserror(method: Callable) -> Callable:
+    """``method``, with the object store's client errors raised as :class:`StorageUnavailable`."""
+
+    @wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:
+            if _client_trouble(error):
+                raise StorageUnavailable(f"{redact(self.url)}: {redact(str(error))}") from error
+            raise
+
+    return call
+
+
+def _client_errors_as_oserror(cls: type) -> type:
+    """Wrap each method of the interface that ``cls`` defines in :func:`_unavailable_as_oserror`."""
+    for name in ("read_bytes", "write_bytes", "create", "exists", "delete", "list", "folders",
+                 "delete_tree", "signature", "info", "open", "move"):
+        if name in vars(cls):
+            setattr(cls, name, _unavailable_as_oserror(vars(cls)[name]))
+    return cls
+
+
+@_client_errors_as_oserror
 class ObjectStorage(Storage):
-    """Any fsspec filesystem whose single PUT is atomic: S3 and what speaks its protocol."""
+    """Any fsspec filesystem whose single PUT is atomic: S3 and what speaks its protocol.
+
+    Its client's errors are raised as :class:`StorageUnavailable` (see the module's note).
+    """
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str):
         self._fs, self._pid = fs, os.getpid()

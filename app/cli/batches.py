@@ -13,9 +13,8 @@ from app.cli.client import ApiError
 from app.cli.files import FileProblem, Progress, RecordFile, body
 from app.settings import MAX_BATCH_SIZE
 from app.data.files import FileProblem as BrokenFile
+from app.limits import MAX_RECORDS
 
-# The most records a batch holds through the web app (one /ingest).
-MAX_BATCH = 10_000
 SETTLED_POLL = 0.25
 
 
@@ -69,7 +68,7 @@ class Settled:
 class ThroughTheApi:
     """Each chunk a ``POST /ingest``: what any client that reaches the web app can do."""
 
-    limit = MAX_BATCH
+    limit = MAX_RECORDS
 
     def __init__(self, obj: Context, dataset):
         self.obj, self.dataset = obj, dataset
@@ -144,8 +143,8 @@ def way_in(obj: Context, dataset):
 @cli.command()
 @click.argument("file", metavar="FILE")
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
-              help="Records per batch (default: BATCH_SIZE, 1000; at most 10,000 through the "
-                   "web app).")
+              help=f"Records per batch (default: BATCH_SIZE, 1000; at most {MAX_RECORDS:,} "
+                   "through the web app).")
 @click.option("--wait", type=float, default=120.0, show_default=True,
               help="Seconds to wait, at the end, for the last batches to be checked.")
 @click.pass_obj
@@ -268,7 +267,7 @@ def feedback(obj: Context, file: str) -> None:
 
     totals = {"matched": 0, "unknown": 0, "repeated": 0}
     batches = []
-    with RecordFile(file, MAX_BATCH, required=("prediction_id", "value")) as records:
+    with RecordFile(file, MAX_RECORDS, required=("prediction_id", "value")) as records:
         for chunk in records.chunks():
             frame = chunk.as_frame()[["prediction_id", "value"]]
             values = pd.to_numeric(frame["value"], errors="coerce")

@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from app.cli import CommandError, Context, InputError, cli
+from app.limits import EVALUATE_N, EVALUATE_N_MAX, EVALUATE_N_MIN
 from app.settings import DRIFT_SCENARIOS
 
 MAX_SAMPLE = 10_000_000
@@ -69,8 +70,8 @@ def run_evaluation(version: int | None, n: int, wait: float,
 
 @cli.command()
 @click.option("--version", type=click.IntRange(1), help="Model version (default: the served one).")
-@click.option("--n", type=click.IntRange(2, 1_000_000), default=5000, show_default=True,
-              help="Fresh records to score on.")
+@click.option("--n", type=click.IntRange(EVALUATE_N_MIN, EVALUATE_N_MAX), default=EVALUATE_N,
+              show_default=True, help="Fresh records to score on.")
 @click.option("--baseline", type=click.IntRange(1),
               help="Also score this version on the same records, side by side in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")

@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -19,6 +20,9 @@ from app.cli import InputError
 from app.data import files
 from app.data.files import Chunk, numbers_from_text
 from app.dataset import Dataset
+
+if TYPE_CHECKING:  # pandas takes a second to import, and a CLI that only sends files needs none
+    import pandas as pd
 
 
 class FileProblem(InputError):

@@ -35,9 +35,9 @@ def describe(state: dict) -> str:
     return line
 
 
-@cli.command()
+@cli.command("serving")
 @click.pass_obj
-def serving(ctx: Context) -> None:
+def show_serving(ctx: Context) -> None:
     """Show which version is served, in which mode, and why."""
     click.echo(describe(ctx.call("GET", "/serving")))
 

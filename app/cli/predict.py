@@ -12,9 +12,8 @@ from app.cli import CommandError, Context, cli
 from app.cli.client import ApiError
 from app.cli.files import Progress, RecordFile, RecordWriter
 from app.data.files import numbers_from_text
+from app.limits import MAX_RECORDS
 
-# The most records one /predict call takes.
-MAX_PER_CALL = 10_000
 _RECORD_PATH = re.compile(r"^records\[(\d+)\]\.?")
 MAX_SHOWN = 5
 
@@ -23,7 +22,7 @@ MAX_SHOWN = 5
 @click.argument("file", metavar="FILE")
 @click.option("-o", "--output", "out", metavar="OUT",
               help="Where to write (.csv, .parquet, .jsonl); default: CSV on stdout.")
-@click.option("--chunk", type=click.IntRange(1, MAX_PER_CALL), default=MAX_PER_CALL,
+@click.option("--chunk", type=click.IntRange(1, MAX_RECORDS), default=MAX_RECORDS,
               show_default=True, help="Records per /predict call.")
 @click.pass_obj
 def predict(obj: Context, file: str, out: str | None, chunk: int) -> None:

@@ -15,18 +15,16 @@ import pandas as pd
 
 from app.data.generator import ORIGINAL, Regime, generate
 from app.dataset import Dataset, figure
+from app.limits import EVALUATE_N_MAX, EVALUATE_N_MIN
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel
-
-MAX_N = 1_000_000
-DEFAULT_N = 5000
 
 
 def fresh_records(n: int, seed: int | None = None, regime: Regime = ORIGINAL) -> pd.DataFrame:
     """``n`` records never seen by any model, drawn as the generator draws them under
     ``regime`` (the ground truth in force)."""
-    if not 2 <= n <= MAX_N:
-        raise ValueError(f"n must be between 2 and {MAX_N:,}, got {n}")
+    if not EVALUATE_N_MIN <= n <= EVALUATE_N_MAX:
+        raise ValueError(f"n must be between {EVALUATE_N_MIN} and {EVALUATE_N_MAX:,}, got {n}")
     return generate(n, seed=seed, batch_id="evaluation", regime=regime)
 
 

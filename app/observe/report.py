@@ -25,7 +25,8 @@ import pandas as pd
 from app.data import generator
 from app.data.generator import ORIGINAL, Regime
 from app.dataset import Dataset, number_text
-from app.models.evaluation import DEFAULT_N, evaluate, fresh_records
+from app.limits import EVALUATE_N
+from app.models.evaluation import evaluate, fresh_records
 from app.models.registry import LoadedModel
 from app.observe.curve import Point, learning_curve
 from app.storage import Storage
@@ -63,7 +64,7 @@ def held_out_rows(home, loaded: LoadedModel, n: int) -> pd.DataFrame:
     return rows
 
 
-def evaluate_and_report(home, version: int, n: int = DEFAULT_N,
+def evaluate_and_report(home, version: int, n: int = EVALUATE_N,
                         baseline_version: int | None = None, regime: Regime = ORIGINAL) -> dict:
     """Score ``version`` (and ``baseline_version`` on the same records), keep the HTML report.
 

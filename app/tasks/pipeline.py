@@ -13,9 +13,10 @@ from app.data import predictions
 from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.data.ledger import stalled
-from app.models.evaluation import DEFAULT_N, MAX_N
 from app.lifecycle.challenge import contest, due as challenge_due
 from app.lifecycle.learning import Learner
+from app.limits import EVALUATE_N, EVALUATE_N_MAX, EVALUATE_N_MIN, MAX_VERSION, whole_number
+from app.limits import reason as checked_reason
 from app.observe.metrics import Tally, count_normalized, count_trained
 from app.observe.report import evaluate_and_report
 from app.queueing import check_and_learn
@@ -31,21 +32,6 @@ STALLED_AFTER = 30.0
 MAX_RECOVERIES = 5
 
 
-def whole_number(name: str, value, low: int, high: int) -> int:
-    """``value`` when it is an int (not a bool) in [low, high]; a readable ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value:,}")
-    return value
-
-
-def text(name: str, value) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty text, got {value!r}")
-    return value
-
-
 @shared_task(bind=True, base=PipelineTask, name="pipeline.generate")
 def generate(self, batch_size: int | None = None) -> str:
     """Write a batch of new records to the lake, then send it on to normalize and train."""
@@ -53,8 +39,8 @@ def generate(self, batch_size: int | None = None) -> str:
     if not dataset.generated:
         raise ValueError(f"the generator makes the built-in dataset's records, not those of "
                          f"{dataset.name} ({dataset.source}): send them to /ingest or the inbox")
-    size = whole_number("batch_size", self.settings.batch_size if batch_size is None
-                        else batch_size, 1, MAX_BATCH_SIZE)
+    size = whole_number(self.settings.batch_size if batch_size is None else batch_size, 1,
+                        MAX_BATCH_SIZE, "batch_size")
     # The task id names the batch: a redelivered message finds its batch already written.
     batch_id = self.request.id or generator.new_batch_id()
     with logger.contextualize(batch_id=batch_id):
@@ -189,7 +175,7 @@ def challenge(self) -> int | None:
 def forget(self, batch_id: str, reason: str, by: str = "operator") -> dict:
     """Remove a batch from the model (a new version without it) and its rows from the lake."""
     check_batch_id(batch_id)
-    text("reason", reason)
+    reason = checked_reason(reason)
     with logger.contextualize(batch_id=batch_id), self.train_lock():
         entry = self.learner.forget(batch_id, reason=reason, by=by)
     return {"batch_id": batch_id, "version": entry["forgotten"]["version"],
@@ -197,16 +183,16 @@ def forget(self, batch_id: str, reason: str, by: str = "operator") -> dict:
 
 
 @shared_task(bind=True, base=PipelineTask, name="pipeline.evaluate")
-def evaluate(self, version: int | None = None, n: int = DEFAULT_N,
+def evaluate(self, version: int | None = None, n: int = EVALUATE_N,
              baseline_version: int | None = None) -> dict:
     """Score a model version (the served one by default) on ``n`` records it never learnt
     (fresh ones from the generator, else held-out rows of recent batches), with an HTML report;
     ``baseline_version``: score that one on the same records, side by side."""
     if version is not None:
-        whole_number("version", version, 1, 2**31)
+        version = whole_number(version, 1, MAX_VERSION, "version")
     if baseline_version is not None:
-        whole_number("baseline_version", baseline_version, 1, 2**31)
-    whole_number("n", n, 2, MAX_N)
+        baseline_version = whole_number(baseline_version, 1, MAX_VERSION, "baseline_version")
+    n = whole_number(n, EVALUATE_N_MIN, EVALUATE_N_MAX, "n")
     home = self.home
     if version is None:
         version = home.serving.state().version or home.registry.latest_version()

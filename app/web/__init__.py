@@ -3,12 +3,13 @@
 Routes, one blueprint per resource: ``POST /predict`` (predict.py), ``GET /health``
 (health.py), ``GET /models`` (models.py), ``POST /evaluate`` and ``GET /tasks/<id>``
 (tasks.py), ``POST /ingest``, ``GET /batches[/<id>]`` and ``POST /batches/<id>/forget``
-(batches.py), ``GET /status`` (status.py), ``GET``/``PUT /serving``, ``POST /serving/rollback`` and ``GET /audit``
-(control.py), ``GET /openapi.json`` (openapi.py: every route is marked ``@documented``),
-``GET /metrics`` (metrics.py, which also counts every request), ``GET /`` (page.py, the model
-page), ``GET /reports/<id>`` (reports.py), ``GET /dataset`` (dataset.py: the declaration in
-force), ``POST /feedback`` (feedback.py: labels for answers given). The model is held by serving.py and loaded on the
-first request, never at import.
+(batches.py), ``GET /status`` (status.py), ``GET``/``PUT /serving``, ``POST /serving/rollback``
+and ``GET /audit`` (control.py; the serving policy itself is app.lifecycle.serving's),
+``GET /openapi.json`` (openapi.py: every route is marked ``@documented``), ``GET /metrics``
+(metrics.py, which also counts every request), ``GET /`` (page.py, the model page),
+``GET /reports/<id>`` (reports.py), ``GET /dataset`` (dataset.py: the declaration in force),
+``POST /feedback`` (feedback.py: labels for answers given). This process's copy of the served
+model is kept by holder.py's ``ModelHolder``, loaded on the first request, never at import.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from flask import Flask
 
-from app import logs, settings
-from app.web import (batches, control, dataset, errors, feedback, health, metrics, models,
-                     openapi, page, predict, reports, schemas, serving, status, tasks)
+from app import limits, logs, settings
+from app.web import (batches, control, dataset, errors, feedback, health, holder, metrics,
+                     models, openapi, page, predict, reports, schemas, status, tasks)
 from worker import app as celery_app
 
 DEFAULTS = {
@@ -29,7 +30,8 @@ DEFAULTS = {
     # 10,000 records of typical length take about 700 kB; this leaves room for long names
     # and pretty-printed JSON. A larger body is refused with 413 before it is read.
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
-    "MAX_RECORDS": 10_000,
+    # Records (or labels) per /predict, /ingest, /feedback; more is a 413 (or a 400 for /predict).
+    "MAX_RECORDS": limits.MAX_RECORDS,
     # Seconds between looks at the registry's markers (one stat each): the fallback when a
     # pushed notice of a new version (MODEL_NOTICES, over Redis pub/sub) is lost.
     "MODEL_CHECK_INTERVAL": 0.25,
@@ -76,7 +78,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["DATASET"] = environment.dataset()
     if app.config["LOG_PREDICTIONS"] is None:
         app.config["LOG_PREDICTIONS"] = environment.log_predictions
-    app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"])
+    app.extensions["requests"] = schemas.DatasetRequests(app.config["DATASET"],
+                                                         app.config["MAX_RECORDS"])
     if app.config["CONFIGURE_LOGGING"]:
         logs.configure(app.config["LOG_LEVEL"], debug=environment.debug)
     app.json.sort_keys = False
@@ -86,7 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["celery"] = celery_app
 
     errors.init_app(app)
-    serving.init_app(app)
+    holder.init_app(app)
     metrics.init_app(app)
     for blueprint in (predict.bp, health.bp, models.bp, tasks.bp, control.bp, batches.bp,
                       status.bp, openapi.bp, page.bp, reports.bp, dataset.bp, feedback.bp):

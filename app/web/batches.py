@@ -15,12 +15,13 @@ from werkzeug.exceptions import NotFound, ServiceUnavailable
 from app.data.batches import discard_batch, receive_records
 from app.data.generator import new_batch_id
 from app.data.ledger import UnknownBatch
+from app.limits import MAX_SEQUENCE
 from app.queueing import check_and_learn, send_steps
 from app.web import schemas
 from app.web.access import actor, operator_route
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("batches", __name__)
 
@@ -53,11 +54,9 @@ def ingest():
     records = schemas.ingest_records(read_body(), current_app.config["MAX_RECORDS"])
     home = get_home()
     batch_id = new_batch_id()
-    try:
-        receive_records(home.lake, home.ledger, batch_id, records)
-    except OSError as error:  # nothing is left behind (see receive_records); try again later
-        raise ServiceUnavailable(f"the data lake cannot be written now: {type(error).__name__}",
-                                 retry_after=5) from None
+    # A store that cannot be written leaves nothing behind (see receive_records): its OSError
+    # is the app's 503 (app.web.errors).
+    receive_records(home.lake, home.ledger, batch_id, records)
     try:
         result = check_and_learn(_celery(), batch_id)
     except _BROKER_DOWN as error:
@@ -74,7 +73,7 @@ def batches():
     """``{"batches": [...], "total": N}`` newest first; ``?limit=N``, ``?before=SEQ`` to page on."""
     limit = schemas.query_number(request.args, "limit", 1, schemas.BATCHES_MAX_LIMIT,
                                  schemas.BATCHES_LIMIT)
-    before = schemas.query_number(request.args, "before", 1, 2**53)
+    before = schemas.query_number(request.args, "before", 1, MAX_SEQUENCE)
     ledger = get_home().ledger
     listed = []
     for batch in ledger.newest_first(before):

@@ -13,12 +13,13 @@ from werkzeug.exceptions import Conflict, NotFound
 
 from app.lifecycle.audit import ACTIONS
 from app.lifecycle.serving import ServingError
+from app.limits import MAX_VERSION
 from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import actor, operator_route
-from app.web.errors import InvalidRequest, read_body
+from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_home, get_model_holder
+from app.web.holder import get_home, get_model_holder
 
 bp = Blueprint("control", __name__)
 
@@ -52,7 +53,7 @@ def _change(make):
 
 @bp.get("/serving")
 @documented(responses={200: "the version served, the mode and why"})
-def serving():
+def serving_state():
     """``{"version", "mode" ("follow"/"pinned"), "reason", "since", "by", "forgotten_batches"}``."""
     return _answer(get_home().serving.state())
 
@@ -90,11 +91,10 @@ def audit():
     """
     limit = schemas.query_number(request.args, "limit", 1, schemas.AUDIT_MAX_LIMIT,
                                  schemas.AUDIT_LIMIT)
-    before = schemas.query_number(request.args, "before", 1, schemas.VERSION_MAX)
+    before = schemas.query_number(request.args, "before", 1, MAX_VERSION)
     action = request.args.get("action")
     if action is not None and action not in ACTIONS:
         message = f"must be one of {', '.join(ACTIONS)}"
-        raise InvalidRequest(schemas.InvalidInput(f"action: {message}",
-                                                  [{"field": "action", "message": message}]))
+        raise schemas.InvalidInput(f"action: {message}", [{"field": "action", "message": message}])
     page = get_home().audit.page(limit=limit, before=before, action=action)
     return {**page, "total": get_home().audit.total()}

@@ -5,12 +5,18 @@ The handler takes every :class:`~werkzeug.exceptions.HTTPException`: the ones th
 Flask's own (404 for an unknown route, 405, 413 for a body over ``MAX_CONTENT_LENGTH``). An
 exception nothing handles reaches it as a 500, after Flask has logged the traceback; the client
 gets a sentence, never the traceback.
+
+Two kinds of error are turned into HTTP errors here, so that no view handles them itself: what a
+body or query breaks (:class:`~app.web.schemas.InvalidInput`, a 400 naming the field;
+:class:`~app.web.schemas.TooManyRecords`, a 413), and a store that cannot be used now (any
+:class:`OSError`: see :mod:`app.storage`), a 503 on every route.
 """
 
 from __future__ import annotations
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from loguru import logger
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, ServiceUnavailable
 
 from app.web.schemas import InvalidInput, TooManyRecords
 
@@ -75,6 +81,19 @@ def json_error(error: HTTPException):
     return response
 
 
+# Seconds a client is told to wait before asking again while the store cannot be used.
+STORE_RETRY_AFTER = 5
+
+
+def store_unavailable(error: OSError):
+    """A 503 for a store that cannot be read or written now, whichever view met it."""
+    logger.warning("{} {}: the storage cannot be used now: {}: {}", request.method, request.path,
+                   type(error).__name__, error)
+    return json_error(ServiceUnavailable(
+        f"the pipeline's storage cannot be used now ({type(error).__name__}); try again in a "
+        "few seconds", retry_after=STORE_RETRY_AFTER))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, json_error)
     # What a body or query breaks, raised by the checks (app.web.schemas) wherever a view
@@ -82,3 +101,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(InvalidInput, lambda invalid: json_error(InvalidRequest(invalid)))
     app.register_error_handler(TooManyRecords,
                                lambda error: json_error(RequestEntityTooLarge(str(error))))
+    # The storage (a local folder or S3) failing under any view: app.storage raises only OSError.
+    app.register_error_handler(OSError, store_unavailable)

@@ -27,7 +27,7 @@ from app.web import schemas
 from app.web.access import operator_route
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("feedback", __name__)
 

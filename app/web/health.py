@@ -7,7 +7,7 @@ import os
 from flask import Blueprint
 
 from app.web.openapi import documented
-from app.web.serving import get_model_holder
+from app.web.holder import get_model_holder
 
 bp = Blueprint("health", __name__)
 

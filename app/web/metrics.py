@@ -15,7 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.observe import metrics
 from app.web.openapi import documented
-from app.web.serving import get_home, get_model_holder
+from app.web.holder import get_home, get_model_holder
 
 bp = Blueprint("metrics", __name__)
 

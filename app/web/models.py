@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, request
 from app.lifecycle.challenge import latest_contest
 from app.web import schemas
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("models", __name__)
 

@@ -18,7 +18,7 @@ from app.dataset import Dataset, figure, number_text
 from app.observe.curve import Point, learning_curve
 from app.settings import redact
 from app.web.openapi import documented
-from app.web.serving import get_home, get_model_holder
+from app.web.holder import get_home, get_model_holder
 from app.web.status import live_error
 
 bp = Blueprint("page", __name__)
@@ -45,6 +45,21 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
+class _Scale:
+    """Where a version and an error fall on the chart: versions ``first`` to ``last`` across,
+    errors 0 to ``top`` up."""
+
+    def __init__(self, first: int, last: int, top: float):
+        self.first, self.last, self.top = first, last, top
+
+    def x(self, version: float) -> float:
+        across = (version - self.first) / max(self.last - self.first, 1)
+        return LEFT + across * (WIDTH - LEFT - RIGHT)
+
+    def y(self, value: float) -> float:
+        return HEIGHT - BOTTOM - value / self.top * (HEIGHT - TOP - BOTTOM)
+
+
 def curve_svg(points: list[Point], served: int | None, dataset: Dataset,
               live: dict | None = None) -> Markup:
     """Prequential MAE by version: a changed relation (drift) as red dashed lines, a shifted
@@ -56,27 +71,38 @@ def curve_svg(points: list[Point], served: int | None, dataset: Dataset,
     if not scored:
         return Markup('<p class="muted" id="learning-curve">No version has been scored yet: the '
                       'curve starts with the second version.</p>')
-    first, last = points[0].version, points[-1].version
     shown = {p.version for p in points}
     live = {v: f for v, f in (live or {}).items() if v in shown and f["mae"] is not None}
     top = max([p.mae for p in scored] + [f["mae"] for f in live.values()]) * 1.08
     y_ticks = _ticks(0, top)
-    top = max(top, y_ticks[-1])
-
-    def x(version: float) -> float:
-        return LEFT + (version - first) / max(last - first, 1) * (WIDTH - LEFT - RIGHT)
-
-    def y(value: float) -> float:
-        return HEIGHT - BOTTOM - value / top * (HEIGHT - TOP - BOTTOM)
-
-    unit = escape(f" ({dataset.unit})") if dataset.unit else ""
+    scale = _Scale(points[0].version, points[-1].version, max(top, y_ticks[-1]))
     parts = [f'<svg id="learning-curve" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             'aria-label="Learning curve: prequential MAE by model version">']
+             'aria-label="Learning curve: prequential MAE by model version">',
+             *_axes(scale, y_ticks, dataset), *_changes(points, scale)]
+    line = " ".join(f"{scale.x(p.version):.1f},{scale.y(p.mae):.1f}" for p in scored)
+    parts.append(f'<polyline class="mae" points="{line}"/>')
+    for point in scored:
+        parts.extend(_scored_point(point, scale, dataset, served))
+    for version, figures in live.items():
+        lx, ly = scale.x(version), scale.y(figures["mae"])
+        parts.append(f'<path class="live" d="M{lx:.1f},{ly - 5:.1f}l5,5l-5,5l-5,-5z"><title>'
+                     f'version {version}: live MAE {escape(dataset.amount(figures["mae"]))} over '
+                     f'{figures["labelled"]:,} answers whose labels came back</title></path>')
+    parts.extend(_legend(bool(live)))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _axes(scale: _Scale, y_ticks: list[float], dataset: Dataset) -> list[str]:
+    """The grid and ticks of both axes, and their titles."""
+    x, y = scale.x, scale.y
+    unit = escape(f" ({dataset.unit})") if dataset.unit else ""
+    parts = []
     for value in y_ticks:
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" '
                      f'y2="{y(value):.1f}"/><text class="tick" x="{LEFT - 8}" y="{y(value) + 4:.1f}" '
                      f'text-anchor="end">{number_text(round(value, 6))}</text>')
-    for value in _ticks(first, last, 8):
+    for value in _ticks(scale.first, scale.last, 8):
         if float(value).is_integer():
             parts.append(f'<text class="tick" x="{x(value):.1f}" y="{HEIGHT - BOTTOM + 18}" '
                          f'text-anchor="middle">{value:.0f}</text>')
@@ -84,51 +110,56 @@ def curve_svg(points: list[Point], served: int | None, dataset: Dataset,
                  'text-anchor="middle">model version</text>')
     parts.append(f'<text class="axis" transform="translate(14 {(TOP + HEIGHT - BOTTOM) / 2}) '
                  f'rotate(-90)" text-anchor="middle">MAE on the next batch{unit}</text>')
+    return parts
+
+
+def _changes(points: list[Point], scale: _Scale) -> list[str]:
+    """A vertical line at each version where the relation changed or the population shifted."""
+    parts = []
     for point in points:
+        where = (f'x1="{scale.x(point.version):.1f}" x2="{scale.x(point.version):.1f}" '
+                 f'y1="{TOP}" y2="{HEIGHT - BOTTOM}"')
         if point.drift:
-            parts.append(f'<line class="drift" x1="{x(point.version):.1f}" '
-                         f'x2="{x(point.version):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}">'
-                         f'<title>the relation changed at version {point.version}: refit on '
-                         'the batches since</title></line>')
+            parts.append(f'<line class="drift" {where}><title>the relation changed at version '
+                         f'{point.version}: refit on the batches since</title></line>')
         elif point.shift:
-            parts.append(f'<line class="shift" x1="{x(point.version):.1f}" '
-                         f'x2="{x(point.version):.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}">'
-                         f'<title>the population shifted at version {point.version} '
-                         f'({escape(point.shift)}): learnt on</title></line>')
-    line = " ".join(f"{x(p.version):.1f},{y(p.mae):.1f}" for p in scored)
-    parts.append(f'<polyline class="mae" points="{line}"/>')
-    for p in scored:
-        tip = (f"version {p.version}: prequential MAE {dataset.amount(p.mae)}, R² {_r2(p.r2)}"
-               + (", the relation changed" if p.drift else "")
-               + (", the population shifted" if p.shift else "")
-               + (", promotion refused" if p.refused else ""))
-        px, py = x(p.version), y(p.mae)
-        if p.refused:
-            parts.append(f'<path class="refused" d="M{px - 5:.1f},{py - 5:.1f}l10,10m0,-10l-10,10">'
-                         f'<title>{escape(tip)}</title></path>')
-        else:
-            parts.append(f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="3">'
-                         f'<title>{escape(tip)}</title></circle>')
-        if p.version == served:
-            # Near the right edge the label ends at the point rather than overflowing.
-            anchor = "end" if px > WIDTH - RIGHT - 60 else "middle"
-            parts.append(f'<circle class="served" cx="{px:.1f}" cy="{py:.1f}" r="8"/>'
-                         f'<text class="served-label" x="{px:.1f}" y="{py - 13:.1f}" '
-                         f'text-anchor="{anchor}">served v{p.version}</text>')
-    for version, figures in live.items():
-        lx, ly = x(version), y(figures["mae"])
-        parts.append(f'<path class="live" d="M{lx:.1f},{ly - 5:.1f}l5,5l-5,5l-5,-5z"><title>'
-                     f'version {version}: live MAE {escape(dataset.amount(figures["mae"]))} over '
-                     f'{figures["labelled"]:,} answers whose labels came back</title></path>')
+            parts.append(f'<line class="shift" {where}><title>the population shifted at version '
+                         f'{point.version} ({escape(point.shift)}): learnt on</title></line>')
+    return parts
+
+
+def _scored_point(p: Point, scale: _Scale, dataset: Dataset, served: int | None) -> list[str]:
+    """A version's point (a cross when its promotion was refused), ringed when it is served."""
+    tip = (f"version {p.version}: prequential MAE {dataset.amount(p.mae)}, R² {_r2(p.r2)}"
+           + (", the relation changed" if p.drift else "")
+           + (", the population shifted" if p.shift else "")
+           + (", promotion refused" if p.refused else ""))
+    px, py = scale.x(p.version), scale.y(p.mae)
+    if p.refused:
+        parts = [f'<path class="refused" d="M{px - 5:.1f},{py - 5:.1f}l10,10m0,-10l-10,10">'
+                 f'<title>{escape(tip)}</title></path>']
+    else:
+        parts = [f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="3">'
+                 f'<title>{escape(tip)}</title></circle>']
+    if p.version == served:
+        # Near the right edge the label ends at the point rather than overflowing.
+        anchor = "end" if px > WIDTH - RIGHT - 60 else "middle"
+        parts.append(f'<circle class="served" cx="{px:.1f}" cy="{py:.1f}" r="8"/>'
+                     f'<text class="served-label" x="{px:.1f}" y="{py - 13:.1f}" '
+                     f'text-anchor="{anchor}">served v{p.version}</text>')
+    return parts
+
+
+def _legend(with_live: bool) -> list[str]:
     legend = [("mae", "prequential MAE"), ("drift", "relation changed"),
               ("shift", "population shifted"), ("refused", "promotion refused"),
-              ("served", "served version")] + ([("live", "live MAE")] if live else [])
+              ("served", "served version")] + ([("live", "live MAE")] if with_live else [])
+    parts = []
     for index, (kind, label) in enumerate(legend):
         lx = LEFT + index * (WIDTH - LEFT) / len(legend)
         parts.append(f'<g class="legend"><rect class="key-{kind}" x="{lx}" y="8" width="14" '
                      f'height="14" rx="3"/><text x="{lx + 20}" y="19">{label}</text></g>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return parts
 
 
 def _r2(value: float | None) -> str:

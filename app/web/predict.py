@@ -11,7 +11,7 @@ from app.data.predictions import PredictionLog
 from app.observe.metrics import PREDICTIONS
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_model_holder
+from app.web.holder import get_model_holder
 
 bp = Blueprint("predict", __name__)
 
@@ -43,14 +43,14 @@ def predict():
     app = current_app._get_current_object()
     records = app.extensions["requests"].predict_records(read_body(app), app.config["MAX_RECORDS"])
     # One snapshot for the whole request: the version named is the one that answered.
-    serving = get_model_holder(app).require()
-    predictions = serving.model.predict_records(records)
+    served = get_model_holder(app).require()
+    predictions = served.model.predict_records(records)
     PREDICTIONS.inc(len(predictions))
-    answer = {"model_version": serving.version, "predictions": predictions}
+    answer = {"model_version": served.version, "predictions": predictions}
     if app.config["LOG_PREDICTIONS"]:
-        answer["prediction_ids"] = prediction_log(app).keep(serving.version, records, predictions)
+        answer["prediction_ids"] = prediction_log(app).keep(served.version, records, predictions)
     # pydantic-core writes 10,000 floats in a tenth of the time json.dumps takes, with the
     # same shortest round-trip digits.
     body = pydantic_core.to_json(answer)
     return app.response_class(body, 200, [("Content-Type", "application/json"),
-                                          ("X-Model-Version", str(serving.version))])
+                                          ("X-Model-Version", str(served.version))])

@@ -11,7 +11,7 @@ from werkzeug.exceptions import NotFound
 
 from app.observe.report import read_report
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("reports", __name__)
 

@@ -32,22 +32,15 @@ from pydantic import (BeforeValidator, ConfigDict, Field, StringConstraints, Typ
 from pydantic_core import PydanticCustomError
 from typing_extensions import NotRequired, Required, TypedDict  # pydantic needs it rather than typing's on Python < 3.12
 
+from app import limits
 from app.dataset import MAX_TEXT, TIMESTAMP, Dataset, Number, number_text
 from app.lifecycle.audit import ACTIONS
-from app.models.evaluation import MAX_N
+from app.limits import EVALUATE_N_MAX, EVALUATE_N_MIN, MAX_REASON, MAX_VERSION
 
-# An operator's reason goes into the audit trail: room for a sentence and a ticket link.
-MAX_REASON = 1000
 # Errors listed in one answer: a batch of 10,000 bad records must not make a huge answer.
 MAX_LISTED_ERRORS = 20
-EVALUATE_N_MIN, EVALUATE_N_MAX = 2, MAX_N
-VERSION_MAX = 2**31
 MODELS_MAX_LIMIT = 1000
 AUDIT_LIMIT, AUDIT_MAX_LIMIT = 50, 1000
-
-
-# The most records one /ingest takes (the app's MAX_RECORDS, 10,000 by default, decides).
-MAX_INGEST = 10_000
 BATCHES_LIMIT, BATCHES_MAX_LIMIT = 100, 1000
 
 
@@ -88,20 +81,18 @@ def _kind(value: Any) -> str:
 
 
 def _whole_number(low: float, high: float):
-    """A check: an int (or a float with nothing after the point) in [low, high]."""
+    """A check: :func:`app.limits.whole_number`, its errors as pydantic's."""
     bounds = {"low": number_text(low), "high": number_text(high)}
 
     def check(value: Any) -> int:
-        number = value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            number = int(value)
-        if isinstance(number, bool) or not isinstance(number, int):
+        try:
+            return limits.whole_number(value, low, high)
+        except limits.NotWholeNumber:
             raise PydanticCustomError("whole_number", "must be a whole number, got {got}",
-                                      {"got": _kind(value)})
-        if not low <= number <= high:
+                                      {"got": _kind(value)}) from None
+        except limits.OutOfRange:
             raise PydanticCustomError("out_of_range", "must be between {low} and {high}, got {got}",
-                                      {**bounds, "got": _kind(value)})
-        return number
+                                      {**bounds, "got": _kind(value)}) from None
 
     return check
 
@@ -156,10 +147,10 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class EvaluateParams(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
 
-    version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
+    version: Annotated[int | None, optional_whole_number(1, MAX_VERSION)]
     n: Annotated[int, whole_number(EVALUATE_N_MIN, EVALUATE_N_MAX)]
     # Scored on the same records, side by side in the report.
-    baseline_version: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
+    baseline_version: Annotated[int | None, optional_whole_number(1, MAX_VERSION)]
 
 
 class ModelsQuery(TypedDict, total=False):
@@ -174,11 +165,18 @@ def _version_or_latest(value: Any) -> int | str:
         return value
     if isinstance(value, str):
         raise PydanticCustomError("version", 'must be a version number or "latest", got text')
-    return _whole_number(1, VERSION_MAX)(value)
+    return _whole_number(1, MAX_VERSION)(value)
 
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                          max_length=MAX_REASON),
+def _reason(value: Any) -> str:
+    """A check: :func:`app.limits.reason`, its error as pydantic's."""
+    problem = limits.reason_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("reason", problem)
+    return value.strip()
+
+
+Reason = Annotated[str, BeforeValidator(_reason),
                    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_REASON,
                                    "pattern": r"\S", "description": "why, for the audit trail"})]
 
@@ -190,7 +188,7 @@ class ServingChange(TypedDict):
 
     version: Annotated[int | str, BeforeValidator(
         _version_or_latest,
-        json_schema_input_type=_bounded(1, VERSION_MAX) | Literal["latest"])]
+        json_schema_input_type=_bounded(1, MAX_VERSION) | Literal["latest"])]
     reason: Reason
 
 
@@ -199,7 +197,7 @@ class RollbackParams(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
 
-    to: Annotated[int | None, optional_whole_number(1, VERSION_MAX)]
+    to: Annotated[int | None, optional_whole_number(1, MAX_VERSION)]
     reason: Required[Reason]
 
 
@@ -228,6 +226,10 @@ class BatchesQuery(TypedDict, total=False):
 
 
 class ForgetBody(TypedDict):
+    """``POST /batches/<id>/forget``: always say why."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", strict=True)
+
     reason: Reason
 
 
@@ -235,18 +237,27 @@ class AuditQuery(TypedDict, total=False):
     """``GET /audit?limit=N&before=ID&action=A`` (checked by app.web.control)."""
 
     limit: Annotated[int, Field(ge=1, le=AUDIT_MAX_LIMIT)]
-    before: Annotated[int, Field(ge=1, le=VERSION_MAX)]
+    before: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     action: Literal[ACTIONS]
 
 
 _EVALUATE = TypeAdapter(EvaluateParams)
 _SERVING = TypeAdapter(ServingChange)
 _ROLLBACK = TypeAdapter(RollbackParams)
+_FORGET = TypeAdapter(ForgetBody)
+
+
+def _only(body: type) -> str:
+    """``the body may have only a, b and c``: the fields of the TypedDict ``body``."""
+    names = list(body.__annotations__)
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"the body may have only {listed}"
+
+
 # The fields each body may hold, for the error that names an unknown one.
-_FIELDS = {"evaluate": "the body may have only version and n",
-           "feedback": 'the body is {"labels": [...]}, each {"prediction_id": "...", "value": x}',
-           "serving": "the body may have only version and reason",
-           "rollback": "the body may have only to and reason"}
+_FIELDS = {"evaluate": _only(EvaluateParams), "serving": _only(ServingChange),
+           "rollback": _only(RollbackParams), "forget": _only(ForgetBody),
+           "feedback": 'the body is {"labels": [...]}, each {"prediction_id": "...", "value": x}'}
 
 _MESSAGES = {
     "missing": "is required",
@@ -341,10 +352,11 @@ class DatasetRequests:
     features, or ``{"records": [...]}`` of them), which requests are checked against, and
     ``IngestBody`` (labelled records), which describes ``/ingest`` in the OpenAPI document (its
     rows are checked by the row schema when their batch is normalized, so a bad row is
-    quarantined with its reason, not refused).
+    quarantined with its reason, not refused). ``max_records``: the most records one request
+    carries (the app's ``MAX_RECORDS``), as the document states it.
     """
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, max_records: int = limits.MAX_RECORDS):
         self.dataset = dataset
         self.features = dataset.feature_names
         strict = ConfigDict(extra="forbid", strict=True)
@@ -352,7 +364,7 @@ class DatasetRequests:
                                   "One record: exactly the declared features.", strict)
         self.Batch = _typed_dict("Batch", {"records": Annotated[list[self.Record],
                                                                 Field(min_length=1)]},
-                                 "Records to predict, 1 to MAX_RECORDS.", strict)
+                                 f"Records to predict, 1 to {max_records:,}.", strict)
         self.PredictBody = self.Record | self.Batch
         described = {f.name: Required[self._described(f)] for f in dataset.features}
         described[dataset.target] = Required[Annotated[float, Field(
@@ -367,8 +379,8 @@ class DatasetRequests:
             "A record to learn from: the features and the target. Checked by the row schema "
             "when its batch is normalized; other fields are reported on the batch, not kept.")
         self.IngestBody = _typed_dict("IngestBody", {"records": Annotated[
-            list[self.LabelledRecord], Field(min_length=1, max_length=MAX_INGEST)]},
-            "POST /ingest: more records than MAX_RECORDS is a 413.")
+            list[self.LabelledRecord], Field(min_length=1, max_length=max_records)]},
+            f"POST /ingest: more than {max_records:,} records (MAX_RECORDS) is a 413.")
         self._record, self._batch = TypeAdapter(self.Record), TypeAdapter(self.Batch)
 
     @staticmethod
@@ -463,19 +475,8 @@ def feedback_labels(body: bytes, max_labels: int) -> list[dict]:
 
 def reason_param(body: bytes) -> str:
     """The ``reason`` of a body ``{"reason": "..."}``: text, not blank, trimmed."""
-    data = parse_json(body)
-    reason = data.get("reason") if isinstance(data, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput('reason: is required: say why, in {"reason": "..."}',
-                           [{"field": "reason", "message": "is required"}])
-    if len(reason.strip()) > MAX_REASON:
-        raise InvalidInput(f"reason: must be at most {MAX_REASON:,} characters long",
-                           [{"field": "reason", "message": "is too long"}])
-    extra = sorted(set(data) - {"reason"})
-    if extra:
-        raise InvalidInput(f"{extra[0]}: is not a known field (the body has only reason)",
-                           [{"field": extra[0], "message": "is not a known field"}])
-    return reason.strip()
+    data = _object(body, '{"reason": "..."}')
+    return _validate(_FORGET, data, "forget")["reason"]
 
 
 def _object(body: bytes, what: str) -> dict:

@@ -12,7 +12,7 @@ from app.data.batches import PENDING_TRAIN
 from app.observe import metrics
 from app.redis_server import explain
 from app.web.openapi import documented
-from app.web.serving import get_home
+from app.web.holder import get_home
 
 bp = Blueprint("status", __name__)
 

@@ -11,16 +11,16 @@ from flask import Blueprint, current_app, request, url_for
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 
+from app.limits import EVALUATE_N
 from app.models.registry import VersionNotFound
 from app.web import schemas
 from app.web.access import operator_route
 from app.web.errors import read_body
 from app.web.openapi import documented
-from app.web.serving import get_model_holder
+from app.web.holder import get_model_holder
 
 bp = Blueprint("tasks", __name__)
 
-DEFAULT_N = 5000
 # Celery's ids are UUIDs; nothing longer can be a task, and it is not worth a Redis lookup.
 MAX_TASK_ID = 255
 # Ready states whose result is an exception: the answer gives its text, never a traceback.
@@ -59,7 +59,7 @@ def evaluate():
             except VersionNotFound:
                 raise NotFound(f"model version {version} does not exist; the newest is "
                                f"{newest}") from None
-    kwargs = {"version": params.get("version"), "n": params.get("n", DEFAULT_N),
+    kwargs = {"version": params.get("version"), "n": params.get("n", EVALUATE_N),
               "baseline_version": params.get("baseline_version")}
     try:
         result = _celery().send_task("pipeline.evaluate", kwargs=kwargs)

@@ -5,8 +5,8 @@ adding to; client threads on loopback send requests for a bounded time. Every an
 200 whose predictions are exactly what the version named in its ``X-Model-Version`` header
 predicts: a request never sees half a swap, nor a version it does not name.
 
-The protection is the swap of one immutable ``Serving`` (model, version, metadata together) in
-app/web/serving.py, read once per request. A swap made in two steps (the new model under the
+The protection is the swap of one immutable ``ServedModel`` (model, version, metadata together) in
+app/web/holder.py, read once per request. A swap made in two steps (the new model under the
 old version, then a log line, then the new version) fails this test on every run; two reads of
 the holder within one request mostly do not, as CPython seldom switches threads between two
 reads a microsecond apart.

@@ -94,7 +94,7 @@ def test_forget_makes_a_version_without_the_batch(session_home):
     (normalize, ["no-such-batch"], "batch no-such-batch is not in the ledger"),
     (train, ["no-such-batch"], "batch no-such-batch is not in the ledger"),
     (forget, ["no-such-batch", "why"], "batch no-such-batch is not in the ledger"),
-    (forget, ["some-batch", " "], "reason must be a non-empty text"),
+    (forget, ["some-batch", " "], "reason is required"),
     (generate_task, ["many"], "batch_size must be a whole number"),
     (generate_task, [0], "batch_size must be between 1 and 1,000,000"),
     (generate_task, [True], "batch_size must be a whole number"),

@@ -119,7 +119,7 @@ def test_ingest_when_redis_is_down_keeps_nothing(client, app, monkeypatch):
     response = client.post("/ingest", json={"records": labelled(3)})
     assert response.status_code == 503
     with app.app_context():
-        from app.web.serving import get_home
+        from app.web.holder import get_home
 
         home = get_home()
         assert home.ledger.totals()["batches"] == 0
@@ -132,14 +132,15 @@ def test_ingest_when_the_lake_cannot_be_written_is_503_and_keeps_nothing(client,
         raise OSError("no space left on device")
 
     with app.app_context():
-        from app.web.serving import get_home
+        from app.web.holder import get_home
 
         home = get_home()
     monkeypatch.setattr(home.ledger, "open", failing)
     monkeypatch.setattr("app.web.batches.check_and_learn", lambda *a: pytest.fail("a task was sent"))
     response = client.post("/ingest", json={"records": labelled(3)})
     assert response.status_code == 503
-    assert response.get_json()["error"] == "the data lake cannot be written now: OSError"
+    assert response.get_json()["error"] == ("the pipeline's storage cannot be used now (OSError); "
+                                            "try again in a few seconds")
     assert not home.storage.list("data/raw")
 
 
@@ -167,7 +168,7 @@ def test_batches_list_pages_newest_first(client, app):
     from app.data.batches import receive_records
 
     with app.app_context():
-        from app.web.serving import get_home
+        from app.web.holder import get_home
 
         home = get_home()
         for index in range(5):
@@ -192,7 +193,7 @@ def test_status_goes_stale_after_three_periods_without_a_batch(client, app, monk
 
     monkeypatch.setenv("GENERATE_EVERY", "1")
     with app.app_context():
-        from app.web.serving import get_home
+        from app.web.holder import get_home
 
         home = get_home()
         receive_records(home.lake, home.ledger, "fresh", labelled(2))

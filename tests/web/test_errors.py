@@ -1,6 +1,7 @@
 """Flask's own errors (unknown route, wrong method, body too large) answer JSON like ours."""
 
 import io
+import socket
 
 import pytest
 
@@ -63,3 +64,61 @@ def test_an_unexpected_failure_is_a_json_500_without_the_traceback(make_app, mon
     assert response.status_code == 500
     assert response.get_json() == {
         "error": "the server failed to answer this request; the error has been logged"}
+
+
+# -- a store that cannot be used -------------------------------------------------------------
+
+STORE_DOWN = ("the pipeline's storage cannot be used now (StorageUnavailable); try again in a "
+              "few seconds")
+
+
+@pytest.fixture
+def store_down_client(monkeypatch):
+    """A client of an app whose PIPELINE_HOME is an S3 bucket behind a port nothing listens on
+    (each request to it is refused at once: one attempt, no retries)."""
+    import s3fs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)
+    from app.web import create_app
+
+    return create_app({"TESTING": True, "CONFIGURE_LOGGING": False, "MODEL_NOTICES": False,
+                       "PIPELINE_HOME": "s3://unreachable/home"}).test_client()
+
+
+@pytest.mark.parametrize("path", ["/models", "/batches", "/batches/b1", "/status", "/serving",
+                                  "/audit", "/reports/latest", "/"])
+def test_every_route_that_reads_the_store_is_a_json_503_while_it_cannot_be_reached(
+        store_down_client, path):
+    response = store_down_client.get(path)
+    assert response.status_code == 503 and response.is_json
+    assert response.get_json() == {"error": STORE_DOWN}
+    assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("post", "/ingest", {"records": [{"idade": 30, "cidade": "a", "cargo": "b", "salario": 1.0}]}),
+    ("post", "/evaluate", {}),
+    ("put", "/serving", {"version": 1, "reason": "incident"}),
+    ("post", "/serving/rollback", {"reason": "incident"}),
+    ("post", "/batches/b1/forget", {"reason": "deletion request"}),
+])
+def test_every_route_that_writes_the_store_is_a_json_503_while_it_cannot_be_reached(
+        store_down_client, method, path, body):
+    response = getattr(store_down_client, method)(path, json=body)
+    assert response.status_code == 503 and response.get_json() == {"error": STORE_DOWN}
+
+
+def test_health_and_metrics_still_answer_while_the_store_cannot_be_reached(store_down_client):
+    """What monitoring asks must not fail with the store: the process itself is fine."""
+    health = store_down_client.get("/health")
+    assert health.status_code == 200 and health.get_json()["model_version"] is None
+    assert store_down_client.get("/metrics").status_code == 200
+    assert store_down_client.post("/predict", json={"idade": 30, "cidade": "a", "cargo": "b"}
+                                  ).status_code == 503

@@ -51,7 +51,7 @@ def test_labels_of_kept_answers_become_a_batch_and_measure_the_live_error(loop, 
     body = reply.get_json()
     assert (body["matched"], body["unknown"], body["repeated"]) == (40, 2, 0)
     assert sent == [body["batch_id"]]
-    from app.web.serving import get_home
+    from app.web.holder import get_home
 
     with app.app_context():
         batch = get_home().ledger.get(body["batch_id"])

@@ -38,7 +38,7 @@ def test_a_published_version_is_loaded_on_its_notice_before_any_request(
     started = time.monotonic()
     second = publish(announcing, second_model, "b2")
     # Loaded by the listener thread: no request has to come and look.
-    wait_for(lambda: holder._serving.version == second, timeout=5, interval=0.002,
+    wait_for(lambda: holder._served.version == second, timeout=5, interval=0.002,
              what="the notice to load the new version")
     print(f"switched {1000 * (time.monotonic() - started):.0f} ms after publishing")
     assert client.post("/predict", json=PROBE).get_json()["model_version"] == second
@@ -52,14 +52,18 @@ def test_a_notice_of_a_version_the_gate_refused_changes_nothing(
     first = publish(announcing, first_model, "b1")
     app.test_client().post("/predict", json=PROBE)
     wait_for(lambda: holder._listener.subscribed.is_set(), timeout=10, what="the subscription")
+    handled = []
+    listener = holder._listener
+    listener.on_notice = lambda notice, handle=listener.on_notice: (handle(notice),
+                                                                     handled.append(notice))
     refused = first + 1
     announcing.registry.publish(second_model, refused, batch_id="b2", batch_ids=["b2"], n_batch=1,
                                 gate={"passed": False, "reason": "worse than served"})
     announcing.notify("version", refused)
-    time.sleep(0.5)  # the listener has had the notice; nothing else would make it look
-    assert holder._serving.version == first
+    wait_for(lambda: handled, timeout=10, interval=0.01, what="the notice to be handled")
+    assert holder._served.version == first
     third = publish(announcing, first_model, "b3")
-    wait_for(lambda: holder._serving.version == third, timeout=5, what="the next version")
+    wait_for(lambda: holder._served.version == third, timeout=5, what="the next version")
     assert refused not in holder.refused  # not broken: only not promoted
     assert app.test_client().post("/predict", json=PROBE).get_json()["model_version"] == third
 
@@ -71,9 +75,9 @@ def test_a_pin_is_announced_and_followed_at_once(make_app, announcing, first_mod
     app.test_client().post("/predict", json=PROBE)
     wait_for(lambda: holder._listener.subscribed.is_set(), timeout=10, what="the subscription")
     second = publish(announcing, second_model, "b2")
-    wait_for(lambda: holder._serving.version == second, timeout=5, what="the new version")
+    wait_for(lambda: holder._served.version == second, timeout=5, what="the new version")
     announcing.serving.pin(first, reason="incident", by="test")
-    wait_for(lambda: holder._serving.version == first, timeout=5, interval=0.002,
+    wait_for(lambda: holder._served.version == first, timeout=5, interval=0.002,
              what="the pin's notice")
 
 

@@ -1,6 +1,7 @@
 """POST /evaluate and GET /tasks/<id>, with a real worker in this process."""
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -119,6 +120,32 @@ BAD_EVALUATE = [
 def test_a_bad_evaluate_body_is_a_400_naming_the_field(client, served, body, error):
     response = client.post("/evaluate", data=body, content_type="application/json")
     assert response.status_code == 400 and response.get_json()["error"].startswith(error)
+
+
+def test_an_unknown_evaluate_field_names_every_field_the_body_may_have(client, app, served,
+                                                                     monkeypatch):
+    response = client.post("/evaluate", json={"version": 1, "model": 1})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == (
+        "model: is not a known field (the body may have only version, n and baseline_version)")
+    # And each field it names is one the body may really have.
+    sent = []
+    monkeypatch.setattr(app.extensions["celery"], "send_task",
+                        lambda name, kwargs: sent.append(kwargs) or SimpleNamespace(id="t1"))
+    body = {"version": served, "n": 10, "baseline_version": served}
+    assert client.post("/evaluate", json=body).status_code == 202 and sent == [body]
+
+
+@pytest.mark.parametrize("method, path, body, fields", [
+    ("put", "/serving", {"version": 1, "reason": "r", "by": "x"}, "version and reason"),
+    ("post", "/serving/rollback", {"reason": "r", "by": "x"}, "to and reason"),
+    ("post", "/batches/b1/forget", {"reason": "r", "by": "x"}, "reason"),
+])
+def test_an_unknown_field_of_an_operator_body_names_the_fields_it_may_have(client, method, path,
+                                                                          body, fields):
+    response = getattr(client, method)(path, json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == f"by: is not a known field (the body may have only {fields})"
 
 
 def test_a_failed_task_reports_failure_with_the_error_text_not_a_traceback(home_client, celery_app):

@@ -8,7 +8,7 @@ version is published or an operator pins or follows (one cheap ``stat`` or ``HEA
 when one has changed is the serving state read again, and only a different version is loaded,
 checked and swapped in. So a model is read once per version, never per request.
 
-Swapping is one assignment of an immutable :class:`Serving` (model, version and metadata
+Swapping is one assignment of an immutable :class:`ServedModel` (model, version and metadata
 together), made under a lock that also keeps two threads from loading the same version: a
 request sees the old model or the new one, whole, and the version it reports is the one whose
 model answered. While one thread loads, the others keep answering with the old model.
@@ -48,7 +48,7 @@ class RefusedModel(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Serving:
+class ServedModel:
     """One loaded version and when this process started serving it."""
 
     loaded: LoadedModel
@@ -95,19 +95,19 @@ class ModelHolder:
         self.registry = home.registry
         self.check_interval = check_interval
         self._lock = threading.Lock()
-        self._serving: Serving | None = None
+        self._served: ServedModel | None = None
         self._markers = _UNSEEN  # the markers' signatures when last looked at
         self._next_check = 0.0  # time.monotonic() after which the markers are looked at again
         self.state: ServingState | None = None
         self.refused: dict[int, str] = {}  # version -> why, so each is logged once
 
-    def current(self) -> Serving | None:
+    def current(self) -> ServedModel | None:
         """The version to serve, loaded; None while there is none."""
         if self._listener is None and self.notices_from:
             self._listen()
         if time.monotonic() >= self._next_check:
             self._refresh()
-        return self._serving
+        return self._served
 
     def _listen(self) -> None:
         # Started by the first request, not when the app is built: gunicorn forks workers
@@ -132,9 +132,9 @@ class ModelHolder:
         not trusted: only the version's own files decide. False when the long way must look.
         """
         with self._lock:
-            state, serving = self.state, self._serving
+            state, served = self.state, self._served
             if (state is None or state.mode != "follow" or version in self.refused
-                    or (serving is not None and version <= serving.version)):
+                    or (served is not None and version <= served.version)):
                 return False
             try:
                 metadata = self.registry.metadata(version)
@@ -152,14 +152,14 @@ class ModelHolder:
             self.state = replace(state, version=version)
             return True
 
-    def require(self) -> Serving:
+    def require(self) -> ServedModel:
         """:meth:`current`, or a 503 for the client while there is nothing to serve."""
-        serving = self.current()
-        if serving is None:
+        served = self.current()
+        if served is None:
             raise ServiceUnavailable(
                 "no model has been trained yet: the first version appears a few seconds after "
                 "the pipeline starts", retry_after=5)
-        return serving
+        return served
 
     def refresh_now(self) -> None:
         """Look at the markers at the next request, whatever the interval (a pushed notice)."""
@@ -169,7 +169,7 @@ class ModelHolder:
         # With nothing to serve yet, wait for a thread that is loading; otherwise answer with
         # the current model rather than queue behind the load. A notice always waits: it
         # must look after whoever is looking now, or its news could be missed until the poll.
-        if not self._lock.acquire(blocking=force or self._serving is None):
+        if not self._lock.acquire(blocking=force or self._served is None):
             return
         try:
             if not force and time.monotonic() < self._next_check:
@@ -194,7 +194,7 @@ class ModelHolder:
     def _follow_state(self) -> None:
         self.state = self.home.serving.state()
         wanted = self.state.version
-        if wanted is None or (self._serving and self._serving.version == wanted):
+        if wanted is None or (self._served and self._served.version == wanted):
             return
         if wanted not in self.refused and self._try_load(wanted):
             return
@@ -205,7 +205,7 @@ class ModelHolder:
         below = wanted
         for _ in range(MAX_FALLBACK_TRIES):
             below = self.home.serving.newest_promoted(below=below)
-            if below is None or (self._serving and below <= self._serving.version):
+            if below is None or (self._served and below <= self._served.version):
                 return
             if below not in self.refused and self._try_load(below):
                 return
@@ -225,25 +225,25 @@ class ModelHolder:
         except Exception as error:  # noqa: BLE001 - whatever is wrong, it is not served
             reason = f"{type(error).__name__}: {error}"
             self.refused[version] = reason
-            kept = f"version {self._serving.version} keeps serving" if self._serving else "nothing to serve"
+            kept = f"version {self._served.version} keeps serving" if self._served else "nothing to serve"
             logger.error("refused model version {} ({}); {}", version, reason, kept)
             return None
         return loaded
 
     def _swap(self, loaded: LoadedModel) -> None:
         version = loaded.version
-        previous = self._serving.version if self._serving else None
-        self._serving = Serving(loaded, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+        previous = self._served.version if self._served else None
+        self._served = ServedModel(loaded, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
         logger.info("serving model version {} (was {}) from {}", version, previous, self.home.url)
 
     def status(self) -> dict:
         """What ``/health`` says about the model."""
-        serving = self.current()
+        served = self.current()
         return {
-            "model_version": serving.version if serving else None,
-            "model_created_at": serving.metadata.created_at if serving else None,
-            "n_samples_seen": serving.metadata.n_samples_seen if serving else None,
-            "loaded_at": serving.loaded_at if serving else None,
+            "model_version": served.version if served else None,
+            "model_created_at": served.metadata.created_at if served else None,
+            "n_samples_seen": served.metadata.n_samples_seen if served else None,
+            "loaded_at": served.loaded_at if served else None,
             "serving_mode": self.state.mode if self.state else None,
             "refused_versions": sorted(self.refused),
         }
