@@ -11,6 +11,7 @@ from app.data.ledger import now
 from app.lifecycle import marks
 from app.lifecycle.home import Home
 from app.lifecycle.lineage import Lineage
+from app.limits import reason_problem
 from app.models.registry import LoadedModel, VersionTaken
 from app.models.regressor import IncrementalRidge
 from app.models.stats import SufficientStats
@@ -26,8 +27,8 @@ def forget(home: Home, lineage: Lineage, batch_id: str, *, reason: str, by: str)
     If the lineage's model learnt the batch, a new version is published without it, whose
     coefficients are those of a model trained on every other batch.
     """
-    if not isinstance(reason, str) or not reason.strip():
-        raise ForgetError("a reason is required: say why, for the audit trail")
+    if problem := reason_problem(reason):
+        raise ForgetError(f"a reason {problem}")
     batch = home.ledger.get(batch_id)
     if batch["status"] == "forgotten":
         return batch

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from app.journal import Journal
 from app.lifecycle.audit import AuditTrail
+from app.limits import reason_problem
 from app.models.registry import CorruptModel, ModelRegistry, VersionNotFound
 from app.storage import Storage
 
@@ -134,5 +135,5 @@ class ServingControl:
 
     @staticmethod
     def _require_reason(reason: str) -> None:
-        if not isinstance(reason, str) or not reason.strip():
-            raise ServingError("a reason is required: say why, for the audit trail")
+        if problem := reason_problem(reason):
+            raise ServingError(f"a reason {problem}")
