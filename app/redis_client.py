@@ -118,9 +118,10 @@ def celery_settings(url: str) -> dict:
         redbeat["password"] = spec.password
     if spec.username:
         redbeat["username"] = spec.username
-    # RedBeat takes the Sentinel branch for a URL of this scheme; the URL itself is not used.
-    hosts = ",".join(f"{host}:{port}" for host, port in spec.sentinels)
+    # RedBeat takes the Sentinel branch for a URL of this scheme, and only shows the URL (in
+    # beat's banner, parsed as one host): the first sentinel stands for them all.
+    host, port = spec.sentinels[0]
     return {"broker_url": spec.url(), "result_backend": spec.url(),
             "transport_options": {"master_name": master},
-            "redbeat_redis_url": f"redis-sentinel://{hosts}/{spec.db}",
+            "redbeat_redis_url": f"redis-sentinel://{host}:{port}/{spec.db}",
             "redbeat_redis_options": redbeat}

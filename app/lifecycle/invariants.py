@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -37,21 +38,35 @@ class Report:
         return not self.violations
 
 
-def check(home: Home) -> Report:
+def check(home: Home, open_after: float | None = None) -> Report:
     """Every invariant of ``home``: batches final, each learnt once, versions consecutive,
-    the newest version's rows equal to the ledger's, the served model loadable."""
+    the newest version's rows equal to the ledger's, the served model loadable.
+
+    ``open_after``: a time (epoch seconds) from which batches may still be on their way (the
+    system was stopped while it ran): those not final yet are left out of the checks.
+    """
     report = Report()
-    batches = {batch["batch_id"]: batch for batch in home.ledger.newest_first()}
+    batches, flying = {}, set()
+    for batch in home.ledger.newest_first():
+        if _in_flight(batch, open_after):
+            flying.add(batch["batch_id"])
+        else:
+            batches[batch["batch_id"]] = batch
     versions = {meta["version"]: meta for meta in home.registry.newest_first()}
     report.batches, report.versions = len(batches), len(versions)
     for batch in batches.values():
         report.statuses[batch["status"]] = report.statuses.get(batch["status"], 0) + 1
     _every_batch_final(batches, report)
-    _each_batch_learnt_once(batches, versions, report)
+    _each_batch_learnt_once(batches, versions, flying, report)
     _versions_consecutive(versions, report)
     _rows_learnt(home, versions, report)
     _served_loadable(home, report)
     return report
+
+
+def _in_flight(batch: dict, open_after: float | None) -> bool:
+    return (open_after is not None and batch["status"] not in FINAL
+            and datetime.fromisoformat(batch["created_at"]).timestamp() >= open_after)
 
 
 def _every_batch_final(batches: dict[str, dict], report: Report) -> None:
@@ -65,7 +80,7 @@ def _every_batch_final(batches: dict[str, dict], report: Report) -> None:
 
 
 def _each_batch_learnt_once(batches: dict[str, dict], versions: dict[int, dict],
-                            report: Report) -> None:
+                            flying: set[str], report: Report) -> None:
     report.checked.append("each batch learnt by exactly one version, the one the ledger names")
     learnt: dict[str, int] = {}
     for version in sorted(versions):
@@ -81,7 +96,7 @@ def _each_batch_learnt_once(batches: dict[str, dict], versions: dict[int, dict],
                 f"but the registry has it learnt by {learnt.get(batch_id)}")
     for batch_id, version in learnt.items():
         status = batches.get(batch_id, {}).get("status")
-        if status not in (*LEARNT, "forgotten"):
+        if status not in (*LEARNT, "forgotten") and batch_id not in flying:
             report.violations.append(f"batch {batch_id}, learnt by version {version}, is "
                                      f"{status or 'not in the ledger'}")
 
