@@ -10,7 +10,8 @@ runner supervises its children, a Redis of an operator's is restarted by its own
 After ``CHAOS_MINUTES`` the faults stop; once the batches made before then are final it stops
 the system and runs :func:`app.lifecycle.invariants.check` over the home.
 
-It prints every fault with its recovery time (until the first version published after it),
+It prints every fault with its recovery time (until the first version that learnt a batch made
+after it),
 the invariants checked and any violation, adds its figures to ``make bench``'s table, and
 exits 1 on a violation or a fault never recovered from.
 """
@@ -143,6 +144,15 @@ def version_times(home: Home) -> list[float]:
                   for meta in home.registry.newest_first())
 
 
+def learnt_times(home: Home) -> list[tuple[float, float]]:
+    """(when, newest batch's arrival) of each version that learnt batches, oldest first."""
+    arrived = {batch["batch_id"]: datetime.fromisoformat(batch["created_at"]).timestamp()
+               for batch in home.ledger.newest_first()}
+    return sorted((datetime.fromisoformat(meta["created_at"]).timestamp(),
+                   max(arrived.get(batch_id, 0.0) for batch_id in meta["batch_ids"]))
+                  for meta in home.registry.newest_first() if meta.get("batch_ids"))
+
+
 def wait(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -181,9 +191,10 @@ def settle(system: System, faults_over: float) -> bool:
     return wait(settled, SETTLE_SECONDS)
 
 
-def recoveries(faults: list[dict], versions: list[float]) -> list[float | None]:
-    """Seconds from each fault to the first version published after it."""
-    return [next((at - fault["at"] for at in versions if at > fault["at"]), None)
+def recoveries(faults: list[dict], versions: list[tuple[float, float]]) -> list[float | None]:
+    """Seconds from each fault to the first version that learnt a batch made after it: a
+    version of work already under way proves nothing of the recovery."""
+    return [next((at - fault["at"] for at, arrived in versions if arrived > fault["at"]), None)
             for fault in faults]
 
 
@@ -201,8 +212,7 @@ def chaos(minutes: float, seed: int, folder: Path) -> tuple[list[dict], invarian
     finally:
         system.stop()
         redis.kill()
-    times = version_times(system.home)
-    for fault, took in zip(faults, recoveries(faults, times)):
+    for fault, took in zip(faults, recoveries(faults, learnt_times(system.home))):
         fault["recovery"] = took
     # Batches made in the last half minute may be on their way when the system stopped.
     checked = invariants.check(system.home, open_after=stopped - 30)
