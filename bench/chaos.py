@@ -174,6 +174,9 @@ def run_faults(system: System, redis: Redis, minutes: float, seed: int) -> list[
         target = schedule.choice(TARGETS)
         at = time.time()
         pid = inject(system, redis, target)
+        if pid is None:  # mid-restart after an earlier fault: nothing to kill
+            print(f"{datetime.fromtimestamp(at):%H:%M:%S} no {target} to kill", flush=True)
+            continue
         faults.append({"target": target, "pid": pid, "at": at})
         print(f"{datetime.fromtimestamp(at):%H:%M:%S} fault {len(faults)}: SIGKILL {target} "
               f"(pid {pid})", flush=True)
