@@ -19,10 +19,14 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 
 # Training is serialised: it has its own queue, so a deployment can give it one dedicated
-# worker (-Q train); a plain `celery -A worker worker` consumes both queues.
+# worker (-Q train); a plain `celery -A worker worker` consumes every queue.
 task_default_queue = "celery"
-task_queues = (Queue("celery"), Queue("train"))
-task_routes = {"pipeline.train": {"queue": "train"}}
+# Recovery has a queue of its own: its messages expire after RECOVER_EVERY seconds, and behind
+# a backlog of generate and normalize messages every one of them expired, so batches whose
+# chain a Redis failover lost were never sent on (seen under load in tests/faults/test_failover.py).
+# A worker takes from each of its queues in turn, so recovery never waits behind the others.
+task_queues = (Queue("celery"), Queue("train"), Queue("recover"))
+task_routes = {"pipeline.train": {"queue": "train"}, "pipeline.recover": {"queue": "recover"}}
 
 # The delivery policy (the retry counts and quarantine are in app/tasks/base.py):
 # ack after the task has run, so a worker killed mid-task has its message delivered again;

@@ -41,7 +41,9 @@ def test_the_app_accepts_json_only_and_routes_training_to_its_queue(celery_app):
     conf = celery_app.conf
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.task_routes["pipeline.train"] == {"queue": "train"}
-    assert {queue.name for queue in conf.task_queues} == {"celery", "train"}
+    assert {queue.name for queue in conf.task_queues} == {"celery", "train", "recover"}
+    # Recovery never waits behind a backlog of the other tasks (its messages expire).
+    assert conf.task_routes["pipeline.recover"] == {"queue": "recover"}
     assert conf.worker_send_task_events and conf.task_send_sent_event
 
 
