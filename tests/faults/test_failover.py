@@ -93,7 +93,7 @@ def settle_and_check(system, faults_over: float) -> invariants.Report:
         return all(batch["status"] in FINAL for batch in ledger.newest_first()
                    if datetime.fromisoformat(batch["created_at"]).timestamp() < faults_over)
 
-    wait_for(settled, timeout=180, interval=0.5, what="the batches of the failovers to settle")
+    wait_for(settled, timeout=300, interval=0.5, what="the batches of the failovers to settle")
     stopped = time.time()
     system.stop()
     # Those made since may be on their way when the system stopped (recover finishes them).
@@ -104,7 +104,7 @@ def test_two_failovers_lose_no_batch_and_versions_resume_within_30_s(make_system
                                                                       sentinel_cluster):
     cluster = sentinel_cluster
     system = make_system(REDIS_URL=cluster.url)
-    system.ready()
+    system.ready(timeout=240)  # a loaded machine takes minutes to start a worker
     wait_for(lambda: system.newest_version() >= 2, timeout=120, what="two versions")
     assert "Redis at sentinel://127.0.0.1" in system.output()  # no private Redis
     load = PredictLoad(system.web_url)
@@ -142,7 +142,7 @@ def test_a_primary_demoted_while_connected_is_left_without_a_read_only_loop(make
     to the old primary, now a replica answering ReadOnlyError; all must move to the new one."""
     cluster = sentinel_cluster
     system = make_system(REDIS_URL=cluster.url)
-    system.ready()
+    system.ready(timeout=240)  # a loaded machine takes minutes to start a worker
     wait_for(lambda: system.newest_version() >= 2, timeout=120, what="two versions")
     old = cluster.primary()
     asked = time.time()
