@@ -2,13 +2,15 @@
 
 from kombu import Queue
 
-from app import settings
+from app import redis_client as _redis_client, settings
 from beat_schedule import beat_schedule  # noqa: F401  (Celery reads it from this module)
 
 _settings = settings.load()
+# A plain Redis URL or a Sentinel one: app.redis_client knows which, and what each needs.
+_redis = _redis_client.celery_settings(_settings.redis_url)
 
-broker_url = _settings.redis_url
-result_backend = _settings.redis_url
+broker_url = _redis["broker_url"]
+result_backend = _redis["result_backend"]
 
 # Payloads are ids and small dicts; JSON keeps pickles (and code execution) off the wire.
 task_serializer = "json"
@@ -17,10 +19,14 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 
 # Training is serialised: it has its own queue, so a deployment can give it one dedicated
-# worker (-Q train); a plain `celery -A worker worker` consumes both queues.
+# worker (-Q train); a plain `celery -A worker worker` consumes every queue.
 task_default_queue = "celery"
-task_queues = (Queue("celery"), Queue("train"))
-task_routes = {"pipeline.train": {"queue": "train"}}
+# Recovery has a queue of its own: its messages expire after RECOVER_EVERY seconds, and behind
+# a backlog of generate and normalize messages every one of them expired, so batches whose
+# chain a Redis failover lost were never sent on (seen under load in tests/faults/test_failover.py).
+# A worker takes from each of its queues in turn, so recovery never waits behind the others.
+task_queues = (Queue("celery"), Queue("train"), Queue("recover"))
+task_routes = {"pipeline.train": {"queue": "train"}, "pipeline.recover": {"queue": "recover"}}
 
 # The delivery policy (the retry counts and quarantine are in app/tasks/base.py):
 # ack after the task has run, so a worker killed mid-task has its message delivered again;
@@ -49,7 +55,9 @@ task_time_limit = 660
 # parallel; retries' countdowns (60 s at most) are held unacked too. A worker that was killed
 # leaves its messages unacked for this long: the batch recovery (pipeline.recover, every few
 # seconds from beat) does not wait for it.
-broker_transport_options = {"visibility_timeout": 3600}
+broker_transport_options = {"visibility_timeout": 3600, **_redis["transport_options"]}
+# With Sentinel, the primary's name (master_name) for the results too.
+result_backend_transport_options = dict(_redis["transport_options"])
 
 # A Redis that restarts or fails over: workers retry forever (a worker that gave up would sit
 # idle under `make run`), check idle connections, and the result backend retries too.
@@ -58,6 +66,10 @@ broker_connection_max_retries = None
 redis_socket_keepalive = True
 redis_backend_health_check_interval = 10
 result_backend_always_retry = True
+# A primary demoted under a live connection answers ReadOnlyError to every write, which kombu
+# reports as a channel error, not a connection error: without this the worker's consumer would
+# not reconnect and would keep writing to the old primary (celery#7946).
+broker_channel_error_retry = True
 
 # Flower and GET /tasks/<id> need to see tasks being sent and started.
 worker_send_task_events = True
@@ -80,10 +92,10 @@ enable_utc = True
 beat_scheduler = "redbeat.RedBeatScheduler"
 # Its password goes in redbeat_redis_options, whose "password" Celery masks when a worker's
 # settings are shown (Flower's worker page): Celery masks broker_url but not redbeat_redis_url.
-redbeat_redis_url, _redis_password = settings.split_password(_settings.redis_url)
+# With Sentinel the options name the sentinels and the primary (see app.redis_client).
+redbeat_redis_url = _redis["redbeat_redis_url"]
 redbeat_key_prefix = "pipeline:redbeat"
 beat_max_loop_interval = 2
 redbeat_lock_timeout = 10
 # While Redis is away, beat's own calls wait for it (retrying, forever) instead of ending beat.
-redbeat_redis_options = {"retry_period": -1,
-                         **({"password": _redis_password} if _redis_password else {})}
+redbeat_redis_options = {"retry_period": -1, **_redis["redbeat_redis_options"]}

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import redis
 from loguru import logger
 
+from app import redis_client
+
 RECONNECT_DELAY = 1.0
 
 
@@ -30,7 +32,7 @@ class Notifier:
     """Announces changes to the home's channel; never fails the caller."""
 
     def __init__(self, redis_url: str, home_url: str):
-        self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        self.client = redis_client.client(redis_url, socket_connect_timeout=1, socket_timeout=1)
         self.channel = channel(home_url)
 
     def __call__(self, event: str, version: int | None) -> None:
@@ -60,8 +62,8 @@ class Listener(threading.Thread):
         first = True
         while not self.stopping.is_set():
             try:
-                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
-                                              health_check_interval=10)
+                client = redis_client.client(self.redis_url, socket_connect_timeout=2,
+                                             health_check_interval=10)
                 with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     pubsub.subscribe(self.channel)
                     self.subscribed.set()

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import redis
 from redis.connection import SSLConnection, parse_url
+from redis.sentinel import MasterNotFoundError
 
+from app import redis_client
 from app.refusals import CHECK_TIMEOUT, caused_by, network_trouble
 from app.settings import redact
 
@@ -35,7 +37,7 @@ def refusal(url: str, timeout: float = 0.5) -> str | None:
     """Why Redis at ``url`` does not reply to PING within ``timeout`` seconds, in an operator's
     words (the password masked); None when it does."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis_client.client(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     except ValueError as error:
         return f"REDIS_URL={redact(url)} is not a Redis URL: {redact(str(error))}"
     try:
@@ -53,6 +55,8 @@ def explain(url: str, error: Exception, timeout: float) -> str:
     The rows, in order: the login; the TLS files ``url`` names; one side speaking TLS and the
     other not (asked of the server again, the other way); then the network.
     """
+    if redis_client.is_sentinel(url):
+        return _explain_sentinel(url, error)
     where = f"Redis at {redact(url)}"
     options = parse_url(url)
     host, port = options.get("host", "localhost"), options.get("port", 6379)
@@ -79,6 +83,18 @@ def explain(url: str, error: Exception, timeout: float) -> str:
                "this machine's CA certificates (ssl_ca_certs=<file> in REDIS_URL names others)")
     trouble = network_trouble(error, host, port, timeout, trusted)
     return f"{where}: {trouble or redact(f'{type(error).__name__}: {error}')}"
+
+
+def _explain_sentinel(url: str, error: Exception) -> str:
+    """``error``, met asking the sentinels of ``url`` for the primary or talking to it."""
+    master = redis_client.sentinel_master()
+    where = f"Redis Sentinel at {redact(url)}"
+    if isinstance(error, MasterNotFoundError):
+        return (f"{where}: no sentinel answered with a primary named {master!r} "
+                "(REDIS_SENTINEL_MASTER names it; are the sentinels up and monitoring it?)")
+    if isinstance(error, redis.AuthenticationError):
+        return f"{where}: the primary {master!r} refused the login: wrong user or password"
+    return f"{where}, primary {master!r}: {redact(f'{type(error).__name__}: {error}')}"
 
 
 def _answers_plain(host: str, port: int, timeout: float) -> bool:
@@ -154,6 +170,8 @@ def ensure_redis(url: str | None, private: bool = True) -> Iterator[str]:
     another server: the user asked for that one. So is no answer when ``private`` is false
     (``SERVICES`` without ``redis``: this host uses another's Redis). The error says why, in
     :func:`explain`'s words.
+    A Sentinel URL is always a configured one: its primary has standbys, and a private
+    Redis beside it would split the system in two.
     """
     if url:
         if trouble := refusal(url, CHECK_TIMEOUT):

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from app import settings, storage
+from app import claims, redis_client, settings, storage
 from app.observe.multiproc import (MULTIPROC_VARIABLE, WEB_METRICS_VARIABLE,
                                    multiproc_directory)
 from app.redis_server import DEFAULT_URL, ensure_redis, free_port
+from app.refusals import CHECK_TIMEOUT
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 STOP_TIMEOUT = 5.0
@@ -305,6 +306,17 @@ class Supervisor:
         return failure
 
 
+def hold_claim(stack: contextlib.ExitStack, redis_url: str, home: str) -> None:
+    """Claim Redis's database for ``home`` while the run lasts (see :mod:`app.claims`);
+    RuntimeError naming both homes when another system's home holds it."""
+    client = redis_client.client(redis_url, socket_connect_timeout=CHECK_TIMEOUT,
+                                 socket_timeout=CHECK_TIMEOUT)
+    claims.claim(client, home, f"Redis at {settings.redact(redis_url)}")
+    holder = claims.Holder(client, home)
+    holder.start()
+    stack.callback(holder.stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser("python -m app.runner", description=__doc__.split("\n")[0])
     parser.add_argument("--procfile", type=Path, default=PROCFILE, help="default: %(default)s")
@@ -336,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError(trouble)
             redis_url = stack.enter_context(ensure_redis(
                 os.environ.get("REDIS_URL"), private="redis" in environment.services))
+            hold_claim(stack, redis_url, environment.pipeline_home)
         except (ValueError, RuntimeError) as error:
             say(width, f"cannot start: {error}")
             return 1

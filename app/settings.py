@@ -25,6 +25,8 @@ DRIFT_SCENARIOS = ("none", "sudden", "gradual", "covariate")
 MAX_BATCH_SIZE = 1_000_000
 # The roles `make run` can start on one host; `redis` is the private Redis (see app.runner).
 SERVICES = ("redis", "worker", "beat", "web", "flower")
+# The primary's name the sentinels know, for a Sentinel REDIS_URL (see app.redis_client).
+DEFAULT_SENTINEL_MASTER = "mymaster"
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -179,6 +181,7 @@ class Settings:
     inbox: str | None = None
     log_predictions: bool = False
     keep_predictions_days: int = 7
+    redis_sentinel_master: str = DEFAULT_SENTINEL_MASTER
 
     @property
     def local_home(self) -> Path | None:
@@ -231,6 +234,7 @@ def load() -> Settings:
         inbox=home_url(os.environ["INBOX"]) if os.environ.get("INBOX") else None,
         log_predictions=_flag("LOG_PREDICTIONS"),
         keep_predictions_days=_positive_int("KEEP_PREDICTIONS_DAYS", 7),
+        redis_sentinel_master=os.environ.get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER,
     )
 
 

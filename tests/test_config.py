@@ -41,7 +41,9 @@ def test_the_app_accepts_json_only_and_routes_training_to_its_queue(celery_app):
     conf = celery_app.conf
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.task_routes["pipeline.train"] == {"queue": "train"}
-    assert {queue.name for queue in conf.task_queues} == {"celery", "train"}
+    assert {queue.name for queue in conf.task_queues} == {"celery", "train", "recover"}
+    # Recovery never waits behind a backlog of the other tasks (its messages expire).
+    assert conf.task_routes["pipeline.recover"] == {"queue": "recover"}
     assert conf.worker_send_task_events and conf.task_send_sent_event
 
 
@@ -78,3 +80,41 @@ def test_redbeat_reads_our_lock_and_wakes_often_enough_to_take_over(celery_app):
     assert config.lock_key == "pipeline:redbeat:lock"
     assert config.lock_timeout == 10
     assert celery_app.conf.beat_max_loop_interval * 3 < config.lock_timeout
+
+
+def test_a_sentinel_url_configures_broker_results_and_beat_for_the_named_primary(tmp_path):
+    """Every Celery and RedBeat client follows the primary the sentinels name; the database
+    and password reach each sentinel's part (kombu reads the first), and RedBeat's password
+    is in its options (masked by Celery), not its URL."""
+    code = ("import json, worker; c = worker.app.conf; print(json.dumps({k: c[k] for k in ("
+            "'broker_url', 'result_backend', 'broker_transport_options', "
+            "'result_backend_transport_options', 'redbeat_redis_url', 'redbeat_redis_options', "
+            "'broker_channel_error_retry')}, default=str))")
+    url = "sentinel://:s3cret-pw@h1:26379;sentinel://h2:26380;sentinel://h3:26381/4"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60,
+                            env={**os.environ, "REDIS_URL": url, "PIPELINE_HOME": str(tmp_path),
+                                 "REDIS_SENTINEL_MASTER": "pipeline-primary"})
+    assert result.returncode == 0, result.stderr
+    conf = json.loads(result.stdout)
+    every_part = ("sentinel://:s3cret-pw@h1:26379/4;sentinel://:s3cret-pw@h2:26380/4;"
+                  "sentinel://:s3cret-pw@h3:26381/4")
+    assert conf["broker_url"] == conf["result_backend"] == every_part
+    assert conf["broker_transport_options"]["master_name"] == "pipeline-primary"
+    assert conf["result_backend_transport_options"] == {"master_name": "pipeline-primary"}
+    assert conf["redbeat_redis_url"].startswith("redis-sentinel://")
+    assert "s3cret" not in conf["redbeat_redis_url"]
+    assert conf["redbeat_redis_options"] == {
+        "retry_period": -1, "sentinels": [["h1", 26379], ["h2", 26380], ["h3", 26381]],
+        "service_name": "pipeline-primary", "db": 4, "password": "s3cret-pw"}
+    # A demoted primary's ReadOnlyError is a channel error: the consumer must reconnect.
+    assert conf["broker_channel_error_retry"] is True
+
+
+def test_the_sentinel_primary_name_is_a_setting(monkeypatch):
+    from app import settings
+
+    monkeypatch.delenv("REDIS_SENTINEL_MASTER", raising=False)
+    assert settings.load().redis_sentinel_master == "mymaster"
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "other")
+    assert settings.load().redis_sentinel_master == "other"

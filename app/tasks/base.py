@@ -14,7 +14,7 @@ from celery import Task
 from celery.exceptions import Retry
 from loguru import logger
 
-from app import settings
+from app import redis_client, settings
 from app.data.batches import PENDING_TRAIN
 from app.data.ledger import FINAL
 from app.lifecycle.home import Home
@@ -81,7 +81,7 @@ class PipelineTask(Task):
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.app.conf.broker_url)
+        return redis_client.client(self.app.conf.broker_url)
 
     @contextlib.contextmanager
     def holding(self, key: str, wait: float) -> Iterator[bool]:

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, url_for
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
-from app import settings
+from app import redis_client, settings
 from app.data.batches import discard_batch, receive_batch
 from app.data.feedback import join
 from app.data.generator import new_batch_id
@@ -57,7 +57,7 @@ class Claims:
 def _redis() -> redis.Redis:
     client = current_app.extensions.get("feedback_redis")
     if client is None:
-        client = current_app.extensions["feedback_redis"] = redis.Redis.from_url(
+        client = current_app.extensions["feedback_redis"] = redis_client.client(
             current_app.config["REDIS_URL"])
     return client
 

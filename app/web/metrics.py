@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 
-import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from app import redis_client
 from app.observe import metrics
 from app.web.openapi import documented
 from app.web.holder import get_home, get_model_holder
@@ -72,7 +72,7 @@ def _count(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Count and time every request of ``app``; a Redis client for the worker's counters."""
-    app.extensions["metrics_redis"] = redis.Redis.from_url(
+    app.extensions["metrics_redis"] = redis_client.client(
         app.config["REDIS_URL"], socket_connect_timeout=1, socket_timeout=1)
     app.before_request(_start)
     app.after_request(_count)

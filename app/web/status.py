@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import redis
 from flask import Blueprint, current_app
 
-from app import settings
+from app import redis_client, settings
 from app.data.batches import PENDING_TRAIN
 from app.observe import metrics
 from app.redis_server import explain
@@ -25,7 +25,7 @@ REDIS_TIMEOUT = 2
 def _redis() -> redis.Redis:
     client = current_app.extensions.get("status_redis")
     if client is None:
-        client = current_app.extensions["status_redis"] = redis.Redis.from_url(
+        client = current_app.extensions["status_redis"] = redis_client.client(
             current_app.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT)
     return client

@@ -51,7 +51,8 @@ class RedisServer:
     """
 
     def __init__(self, workdir: Path, password: str | None = None, user: str | None = None,
-                 tls: bool = False):
+                 tls: bool = False, options: tuple[str, ...] = ()):
+        self.extra = list(options)
         self.binary = redis_servers.find_server()
         if self.binary is None:
             pytest.skip("the fault suite needs redis-server on PATH (apt-get install redis-server)")
@@ -83,7 +84,7 @@ class RedisServer:
             options += ["--aclfile", str(acl)]
         elif self.password:
             options += ["--requirepass", self.password]
-        return options
+        return options + self.extra
 
     def start(self) -> None:
         log = self.workdir / "redis.log"
@@ -129,6 +130,103 @@ class RedisServer:
 
     def __exit__(self, *_) -> None:
         self.stop()
+
+
+class SentinelCluster:
+    """A primary, a replica and three sentinels on loopback ports, quick to fail over.
+
+    The sentinels' configuration files (which they rewrite) are in ``workdir``. ``url`` is the
+    system's ``REDIS_URL``; ``nodes`` are the two data servers, either of which may be the
+    primary: :meth:`primary` asks the sentinels which.
+    """
+
+    MASTER = "mymaster"
+
+    def __init__(self, workdir: Path, down_after_ms: int = 1000, failover_timeout_ms: int = 5000):
+        first = RedisServer(workdir / "node1")
+        second = RedisServer(workdir / "node2",
+                             options=("--replicaof", "127.0.0.1", str(first.port)))
+        self.nodes = [first, second]
+        self.workdir, self.sentinels = workdir, []
+        self.ports = [free_port() for _ in range(3)]
+        self.settings = (f"sentinel down-after-milliseconds {self.MASTER} {down_after_ms}\n"
+                         f"sentinel failover-timeout {self.MASTER} {failover_timeout_ms}\n"
+                         f"sentinel parallel-syncs {self.MASTER} 1\n")
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.ports) + "/0"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        for number, port in enumerate(self.ports, start=1):
+            folder = self.workdir / f"sentinel{number}"
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder / "sentinel.conf"
+            config.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                              f"logfile {folder / 'sentinel.log'}\n"
+                              f"sentinel monitor {self.MASTER} 127.0.0.1 {self.nodes[0].port} 2\n"
+                              + self.settings)
+            self.sentinels.append(subprocess.Popen(
+                [self.nodes[0].binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT, start_new_session=True))
+        # A failover needs the sentinels to know each other and the replica: a few hellos.
+        wait_for(self._settled, timeout=30, what="the sentinels to see each other and the replica")
+
+    def sentinel(self, number: int = 0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.ports[number], socket_timeout=2,
+                           decode_responses=True)
+
+    def _settled(self) -> bool:
+        with contextlib.suppress(redis.RedisError):
+            return all(int(self.sentinel(n).sentinel_master(self.MASTER)["num-other-sentinels"])
+                       == 2 and self.sentinel(n).sentinel_slaves(self.MASTER)
+                       for n in range(3))
+        return False
+
+    def primary(self) -> RedisServer | None:
+        """The node the sentinels name as primary (None while none answers)."""
+        for number in range(3):
+            with contextlib.suppress(redis.RedisError, TypeError):
+                _, port = self.sentinel(number).sentinel_get_master_addr_by_name(self.MASTER)
+                return next(node for node in self.nodes if node.port == int(port))
+        return None
+
+    def replica(self) -> RedisServer:
+        primary = self.primary()
+        return next(node for node in self.nodes if node is not primary)
+
+    def wait_for_promotion(self, old: RedisServer, timeout: float = 60) -> RedisServer:
+        """The new primary, once the sentinels name a node other than ``old`` and it
+        answers as a primary."""
+
+        def promoted():
+            primary = self.primary()
+            if primary is None or primary is old:
+                return None
+            with contextlib.suppress(redis.RedisError):
+                return primary if primary.client().info("replication")["role"] == "master" else None
+            return None
+
+        return wait_for(promoted, timeout=timeout, interval=0.05, what="a promotion")
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            process.kill()
+            process.wait()
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture
+def sentinel_cluster(tmp_path):
+    cluster = SentinelCluster(tmp_path / "sentinel")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
