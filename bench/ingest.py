@@ -81,7 +81,7 @@ def main() -> None:
                      "--wait", "0"], env)))
     whole_rss = results[0][3]
     floor_rate = results[1][1] / results[1][2]
-    print(f"\n| case | rows | seconds | rows/s | vs reading only | peak RSS (MiB) | vs read_csv whole |")
+    print("\n| case | rows | seconds | rows/s | vs reading only | peak RSS (MiB) | vs read_csv whole |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, rows, seconds, rss in results:
         rate = rows / seconds

@@ -331,8 +331,6 @@ def anchors(path: Path) -> set[str]:
     return {slug(heading) for heading in re.findall(r"^#+\s+(.*)$", body, re.MULTILINE)}
 
 
-
-
 def test_every_relative_link_resolves():
     for path in DOCS:
         body = re.sub(r"```.*?```", "", text(path), flags=re.DOTALL)
