@@ -9,6 +9,7 @@ import redis
 from prometheus_client import generate_latest
 
 from app.observe import metrics
+from app.models.versions import VersionInfo
 from app.observe.multiproc import multiproc_directory
 from tests.support import metric_samples
 
@@ -55,10 +56,10 @@ def test_tally_adds_up_per_home_and_skips_zero_amounts(client, tmp_path):
 def test_a_refused_version_counts_its_batches_as_refused_and_one_refused_promotion(
         client, tmp_path):
     tally = metrics.Tally(client, str(tmp_path))
-    metrics.count_trained(tally, {"batch_ids": ["a", "b"], "lineage": True, "drift": True,
-                                  "gate": {"passed": True}})
-    metrics.count_trained(tally, {"batch_ids": ["c"], "lineage": False, "drift": False,
-                                  "gate": {"passed": False}})
+    metrics.count_trained(tally, VersionInfo(1, batch_ids=["a", "b"], lineage=True, drift=True,
+                                             gate={"passed": True}))
+    metrics.count_trained(tally, VersionInfo(2, batch_ids=["c"], lineage=False, drift=False,
+                                             gate={"passed": False}))
     metrics.count_normalized(tally, {"status": "empty", "quarantined": 30})
     metrics.count_normalized(tally, {"status": "normalized", "quarantined": 2})
     assert tally.read() == {"batches_trained": 2, "batches_refused": 1, "batches_empty": 1,
