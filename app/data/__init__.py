@@ -1,1 +1,2 @@
-"""Records: their generator, the data lake that keeps them, and the normaliser that checks them."""
+"""Records: the generator, the ways they arrive (ingest, inbox, labels), the data lake that keeps
+them, the ledger of their batches, and the checks they pass."""

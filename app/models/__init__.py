@@ -1,1 +1,2 @@
-"""The salary model, its registry of saved versions, training and evaluation."""
+"""The model of a declared dataset: its statistics, its registry of saved versions, drift and
+shift tests, the challenger, and evaluation."""
