@@ -146,9 +146,9 @@ def learnt_times(home: Home) -> list[tuple[float, float]]:
     """(when, newest batch's arrival) of each version that learnt batches, oldest first."""
     arrived = {batch["batch_id"]: datetime.fromisoformat(batch["created_at"]).timestamp()
                for batch in home.ledger.newest_first()}
-    return sorted((datetime.fromisoformat(meta["created_at"]).timestamp(),
-                   max(arrived.get(batch_id, 0.0) for batch_id in meta["batch_ids"]))
-                  for meta in home.registry.newest_first() if meta.get("batch_ids"))
+    return sorted((datetime.fromisoformat(info.created_at).timestamp(),
+                   max(arrived.get(batch_id, 0.0) for batch_id in info.batch_ids))
+                  for info in home.registry.newest_first() if info.batch_ids)
 
 
 def wait(predicate, timeout: float) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 from app.data.ledger import FINAL
 from app.lifecycle.home import Home
 from app.models.registry import CorruptModel, VersionNotFound
+from app.models.versions import VersionInfo
 
 # A batch in one of these statuses says why it was not learnt.
 NEEDS_REASON = {"failed": "failure", "empty": "failure", "forgotten": "forgotten"}
@@ -52,7 +53,7 @@ def check(home: Home, open_after: float | None = None) -> Report:
             flying.add(batch["batch_id"])
         else:
             batches[batch["batch_id"]] = batch
-    versions = {meta["version"]: meta for meta in home.registry.newest_first()}
+    versions = {info.version: info for info in home.registry.newest_first()}
     report.batches, report.versions = len(batches), len(versions)
     for batch in batches.values():
         report.statuses[batch["status"]] = report.statuses.get(batch["status"], 0) + 1
@@ -79,12 +80,12 @@ def _every_batch_final(batches: dict[str, dict], report: Report) -> None:
             report.violations.append(f"batch {batch_id} is {batch['status']} without a reason")
 
 
-def _each_batch_learnt_once(batches: dict[str, dict], versions: dict[int, dict],
+def _each_batch_learnt_once(batches: dict[str, dict], versions: dict[int, VersionInfo],
                             flying: set[str], report: Report) -> None:
     report.checked.append("each batch learnt by exactly one version, the one the ledger names")
     learnt: dict[str, int] = {}
     for version in sorted(versions):
-        for batch_id in versions[version].get("batch_ids") or []:
+        for batch_id in versions[version].batch_ids:
             if batch_id in learnt:
                 report.violations.append(f"batch {batch_id} learnt by versions "
                                          f"{learnt[batch_id]} and {version}")
@@ -101,37 +102,36 @@ def _each_batch_learnt_once(batches: dict[str, dict], versions: dict[int, dict],
                                      f"{status or 'not in the ledger'}")
 
 
-def _versions_consecutive(versions: dict[int, dict], report: Report) -> None:
+def _versions_consecutive(versions: dict[int, VersionInfo], report: Report) -> None:
     report.checked.append("version numbers unique and consecutive from 1")
     if versions and sorted(versions) != list(range(1, max(versions) + 1)):
         missing = sorted(set(range(1, max(versions) + 1)) - set(versions))
         report.violations.append(f"version numbers are not consecutive: missing {missing[:10]}")
 
 
-def lineage(versions: dict[int, dict], newest: int) -> list[int]:
+def lineage(versions: dict[int, VersionInfo], newest: int) -> list[int]:
     """``newest`` and the versions it learnt on from, back to a start from nothing (the
     first version, or a refit after drift)."""
     chain, version = [], newest
     while version is not None and version in versions and version not in chain:
         chain.append(version)
-        if versions[version].get("drift"):
+        if versions[version].drift:
             break
-        version = versions[version].get("parent_version")
+        version = versions[version].parent_version
     return chain
 
 
-def _rows_learnt(home: Home, versions: dict[int, dict], report: Report) -> None:
+def _rows_learnt(home: Home, versions: dict[int, VersionInfo], report: Report) -> None:
     """The newest version's ``n_samples_seen`` is the rows the ledger's statistics hold for
     the batches of its lineage (the forgotten ones subtracted by their forget step)."""
     report.checked.append("newest version's n_samples_seen equals the ledger's rows learnt "
                           "along its lineage")
-    newest = max((v for v, meta in versions.items() if meta.get("kind", "champion") == "champion"),
-                 default=None)
+    newest = max((v for v, info in versions.items() if info.is_champion), default=None)
     if newest is None:
         return
     rows = 0
     for version in lineage(versions, newest):
-        for batch_id in versions[version].get("batch_ids") or []:
+        for batch_id in versions[version].batch_ids:
             if home.ledger.find(batch_id) and home.ledger.get(batch_id)["status"] == "forgotten":
                 continue
             try:
@@ -140,7 +140,7 @@ def _rows_learnt(home: Home, versions: dict[int, dict], report: Report) -> None:
             except (OSError, ValueError, KeyError) as error:
                 report.violations.append(f"the statistics of batch {batch_id} (version "
                                          f"{version}) cannot be read: {error}")
-    seen = versions[newest].get("n_samples_seen")
+    seen = versions[newest].n_samples_seen
     if seen != rows:
         report.violations.append(f"version {newest} says n_samples_seen={seen}, the ledger's "
                                  f"statistics of its lineage hold {rows} rows")

@@ -59,7 +59,7 @@ class PredictLoad(threading.Thread):
 
 def newest_created(system) -> float:
     newest = next(system.home.registry.newest_first(), None)
-    return datetime.fromisoformat(newest["created_at"]).timestamp() if newest else 0.0
+    return datetime.fromisoformat(newest.created_at).timestamp() if newest else 0.0
 
 
 def version_after(system, moment: float) -> float:
