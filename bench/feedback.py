@@ -18,7 +18,6 @@ matched, whether the live error is exact, and the disk a day of kept answers tak
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +37,8 @@ from app.data.predictions import PREFIX  # noqa: E402
 from app.lifecycle.home import Home  # noqa: E402
 from app.redis_server import private_redis  # noqa: E402
 from app.runner import web_server  # noqa: E402
-from bench.predict import RECORD, WRK_POST, train_model, wrk  # noqa: E402
+from bench.predict import RECORD, train_model  # noqa: E402
+from bench.support import wrk, wrk_post  # noqa: E402
 from bench.support import get_json, post_json, worker_process  # noqa: E402
 from bench.table import Figure, report  # noqa: E402
 
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         plain_home, kept_home = folder / "plain", folder / "kept"
         for home in (plain_home, kept_home):
             train_model(home)
-        script = folder / "post.lua"
-        script.write_text(WRK_POST.format(body=json.dumps(RECORD, ensure_ascii=False)))
+        script = wrk_post(folder, RECORD)
         os.environ["LOG_PREDICTIONS"] = "0"
         with web_server(plain_home, folder / "plain.log") as plain:
             os.environ["LOG_PREDICTIONS"] = "1"
@@ -129,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                 with worker_process(redis_url, kept_home, folder / "worker.log",
                                     LOG_PREDICTIONS="1"):
                     result = loop(kept, Home(str(kept_home)), options.answers)
-    ranked = sorted(rounds, key=lambda pair: pair[0][0] / pair[1][0])
-    (kept_rps, kept_p99), (plain_rps, plain_p99) = ranked[len(ranked) // 2]
-    ratios = ", ".join(f"{k[0] / p[0]:.2f}" for k, p in rounds)
+    ranked = sorted(rounds, key=lambda pair: pair[0].per_second / pair[1].per_second)
+    kept_run, plain_run = ranked[len(ranked) // 2]
+    kept_rps, kept_p99 = kept_run.per_second, kept_run.p99_ms
+    plain_rps, plain_p99 = plain_run.per_second, plain_run.p99_ms
+    ratios = ", ".join(f"{k.per_second / p.per_second:.2f}" for k, p in rounds)
     per_record = size / max(kept_records, 1)
     gap = abs(result["live_mae"] - result["client_mae"]) / result["client_mae"]
     print(f"kept answers: {kept_records:,} one-record answers in {files:,} files, {size:,} bytes: "
