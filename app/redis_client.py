@@ -15,22 +15,16 @@ Celery's broker and result backend and RedBeat's lock take their settings from
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.sentinel import Sentinel
 
-from app.settings import DEFAULT_SENTINEL_MASTER, split_password
+from app.settings import sentinel_master, split_password
 
 SENTINEL_SCHEME = "sentinel"
 SENTINEL_PORT = 26379
-
-
-def sentinel_master() -> str:
-    """The primary's name the sentinels know: ``REDIS_SENTINEL_MASTER``, else ``mymaster``."""
-    return os.environ.get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER
 
 
 def is_sentinel(url: str) -> bool:

@@ -23,7 +23,7 @@ from redis.sentinel import MasterNotFoundError
 
 from app import redis_client
 from app.refusals import CHECK_TIMEOUT, caused_by, network_trouble
-from app.settings import redact
+from app.settings import redact, sentinel_master
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -87,7 +87,7 @@ def explain(url: str, error: Exception, timeout: float) -> str:
 
 def _explain_sentinel(url: str, error: Exception) -> str:
     """``error``, met asking the sentinels of ``url`` for the primary or talking to it."""
-    master = redis_client.sentinel_master()
+    master = sentinel_master()
     where = f"Redis Sentinel at {redact(url)}"
     if isinstance(error, MasterNotFoundError):
         return (f"{where}: no sentinel answered with a primary named {master!r} "

@@ -214,6 +214,12 @@ class Settings:
         return self.inbox or f"{self.pipeline_home}/inbox"
 
 
+def sentinel_master() -> str:
+    """The primary's name the sentinels know: ``REDIS_SENTINEL_MASTER``, else ``mymaster``.
+    Alone, because every Redis client needs it and none needs the rest of the settings."""
+    return os.environ.get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER
+
+
 def load() -> Settings:
     return Settings(
         redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
@@ -234,7 +240,7 @@ def load() -> Settings:
         inbox=home_url(os.environ["INBOX"]) if os.environ.get("INBOX") else None,
         log_predictions=_flag("LOG_PREDICTIONS"),
         keep_predictions_days=_positive_int("KEEP_PREDICTIONS_DAYS", 7),
-        redis_sentinel_master=os.environ.get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER,
+        redis_sentinel_master=sentinel_master(),
     )
 
 
