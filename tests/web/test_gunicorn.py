@@ -4,6 +4,7 @@ bodies over the limit."""
 import http.client
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from tests.support import wait_for
@@ -38,13 +39,31 @@ def call(url, method, path, body=None, chunks=None):
 
 
 def versions_served(url, requests=40):
-    """The versions named by ``requests`` predictions, and the worker pids seen meanwhile."""
-    versions, pids = set(), set()
-    for _ in range(requests):
+    """The versions named by ``requests`` predictions sent eight at a time (a lone client may
+    be answered by one worker only), and the worker pids that answered meanwhile."""
+    def predict_and_ask_who(_):
         status, body = call(url, "POST", "/predict", PROBE)
-        versions.add(body.get("model_version") if status == 200 else status)
-        pids.add(call(url, "GET", "/health")[1]["pid"])
-    return versions, pids
+        return (body.get("model_version") if status == 200 else status,
+                call(url, "GET", "/health")[1]["pid"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(predict_and_ask_who, range(requests)))
+    return {version for version, _ in answers}, {pid for _, pid in answers}
+
+
+def wait_until_both_workers_serve(url, version):
+    """Until predictions name ``version`` alone and both gunicorn workers have answered so."""
+    pids = set()
+
+    def both_serve():
+        versions, answered = versions_served(url)
+        if versions != {version}:
+            pids.clear()
+            return False
+        pids.update(answered)
+        return len(pids) == 2
+
+    wait_for(both_serve, what=f"both gunicorn workers serving {version}")
 
 
 def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_one(
@@ -53,12 +72,10 @@ def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_
         assert call(url, "POST", "/predict", PROBE)[0] == 503
         assert call(url, "GET", "/health")[1]["model_version"] is None
 
-        first = save_model(first_model)
-        wait_for(lambda: versions_served(url)[0] == {first}, what="every worker serving it")
-        assert len(versions_served(url)[1]) == 2, "both gunicorn workers should have answered"
+        wait_until_both_workers_serve(url, save_model(first_model))
 
         second = save_model(second_model, "b2")
-        wait_for(lambda: versions_served(url)[0] == {second}, what="every worker serving it")
+        wait_until_both_workers_serve(url, second)
         status, body = call(url, "POST", "/predict", {"records": [PROBE] * 3})
         assert status == 200 and body["predictions"] == second_model.predict_records([PROBE] * 3)
 
@@ -67,8 +84,7 @@ def test_gunicorn_serves_each_new_version_within_a_second_and_refuses_a_corrupt_
                           for _ in range(20)} == {(broken,)}, what="every worker refusing it")
         assert versions_served(url)[0] == {second}
 
-        third = save_model(first_model, "b3")
-        wait_for(lambda: versions_served(url)[0] == {third}, what="every worker serving it")
+        wait_until_both_workers_serve(url, save_model(first_model, "b3"))
 
 
 def test_gunicorn_answers_413_to_a_chunked_body_over_the_limit_and_reads_a_small_one(
