@@ -9,8 +9,7 @@ of the process writes what arrived to the store once a second, as one Parquet fi
 
 so a process killed outright loses at most the last second of ids, and one stopped loses none
 (its log is written on the way out). Files, not one per request: a day at 1,000 requests a
-second is two files a second, about 13 bytes a record (numbers delta-encoded and compressed,
-each category stored once a file).
+second is two files a second, about 13 bytes a record (see :func:`encode`).
 
 An id is the millisecond it was made, the process's random tag and the process's count, in
 hex: unique across processes and hosts with nothing shared, and it says where its record lies.
@@ -105,10 +104,8 @@ class PredictionLog:
                 return 0
             frame = self._frame(pending)
             first, last = int(frame["ms"].iloc[0]), int(frame["ms"].iloc[-1])
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer, index=False, compression="zstd")
             self.storage.write_bytes(f"{_folder(first)}/{first}-{last}-{self.tag:08x}.parquet",
-                                     buffer.getvalue())
+                                     encode(frame))
             return len(frame)
 
     def _frame(self, pending: list[tuple]) -> pd.DataFrame:
@@ -128,6 +125,28 @@ class PredictionLog:
         frame = pd.DataFrame(columns)
         frame.insert(1, "tag", np.uint32(self.tag))
         return frame
+
+
+def encode(frame: pd.DataFrame) -> bytes:
+    """A second's kept records as Parquet, made small: a file is written each second by each
+    web process, so what every file repeats (pandas' metadata, the schema, statistics no
+    reader uses) would weigh more than a slow second's records. Times and counts are
+    delta-encoded; numbers are split by byte, which zstd compresses best; the features'
+    categories and the version are stored once a file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    numbers = [name for name in table.column_names
+               if name not in ("ms", "seq", "version", "tag") and pa.types.is_floating(
+                   table.schema.field(name).type)]
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", store_schema=False, write_statistics=False,
+                   use_dictionary=[name for name in table.column_names
+                                   if name not in ("ms", "seq", *numbers)],
+                   column_encoding={"ms": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED",
+                                    **dict.fromkeys(numbers, "BYTE_STREAM_SPLIT")})
+    return buffer.getvalue()
 
 
 def find(storage: Storage, ids: Iterable[str]) -> pd.DataFrame:
