@@ -269,7 +269,7 @@ def feedback(obj: Context, file: str) -> None:
     batches = []
     with RecordFile(file, MAX_RECORDS, required=("prediction_id", "value")) as records:
         for chunk in records.chunks():
-            frame = chunk.as_frame()[["prediction_id", "value"]]
+            frame = chunk.frame[["prediction_id", "value"]]
             values = pd.to_numeric(frame["value"], errors="coerce")
             labels = [{"prediction_id": str(i), "value": v if pd.notna(v) else raw}
                       for i, v, raw in zip(frame["prediction_id"], values, frame["value"])]

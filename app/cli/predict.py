@@ -39,7 +39,7 @@ def predict(obj: Context, file: str, out: str | None, chunk: int) -> None:
     with RecordFile(file, chunk, required=dataset.feature_names) as records, \
             RecordWriter(out) as writer, Progress(records.length, "scoring") as bar:
         for part in records.chunks():
-            frame = part.as_frame()
+            frame = part.frame
             sent = numbers_from_text(frame, dataset) if part.raw_format == "text" else frame
             predictions, versions = score(obj, sent[list(dataset.feature_names)],
                                           part.first_row, refused)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pandas as pd
+import pyarrow as pa
 
 from app.data import generator
 from app.data.files import Chunk, numbers_from_text
@@ -46,8 +47,8 @@ def generate_batch(lake: DataLake, ledger: Ledger, batch_id: str, size: int,
     return batch
 
 
-def receive_batch(lake: DataLake, ledger: Ledger, batch_id: str, records: pd.DataFrame,
-                  source: str = "ingest", **fields) -> dict:
+def receive_batch(lake: DataLake, ledger: Ledger, batch_id: str,
+                  records: pd.DataFrame | pa.Table, source: str = "ingest", **fields) -> dict:
     """Put records that arrived from outside into the lake as batch ``batch_id``."""
     return _arrive(lake, ledger, batch_id, lambda: lake.write("raw", batch_id, records),
                    source, rows=len(records), **fields)
@@ -77,8 +78,10 @@ def receive_chunk(lake: DataLake, ledger: Ledger, batch_id: str, chunk: Chunk,
     if chunk.raw_format == "json":
         return receive_records(lake, ledger, batch_id, chunk.records, source, **fields)
     # A batch id a file carries names the batch it once was: the rows' batch is this one.
-    frame = chunk.frame.drop(columns=[BATCH_COLUMN], errors="ignore")
-    return receive_batch(lake, ledger, batch_id, frame, source, raw_format=chunk.raw_format,
+    table = chunk.table
+    if BATCH_COLUMN in table.column_names:
+        table = table.drop_columns([BATCH_COLUMN])
+    return receive_batch(lake, ledger, batch_id, table, source, raw_format=chunk.raw_format,
                          **fields)
 
 

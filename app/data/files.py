@@ -17,16 +17,21 @@ to line (``35`` here, ``"35"`` there), so they stay plain records.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import orjson
 import pandas as pd
 
 from app.dataset import Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}
@@ -51,14 +56,15 @@ def format_of(name: str) -> str:
 
 @dataclass
 class Chunk:
-    """``size`` records of a file: a frame (CSV as text, Parquet typed), or for JSON lines the
-    records as parsed; ``first_row`` is 1-based, ``progress`` bytes or rows read so far.
+    """``size`` records of a file: an Arrow table (CSV as text, Parquet typed), or for JSON
+    lines the records as parsed; ``first_row`` is 1-based, ``progress`` bytes or rows read so
+    far.
 
     ``raw_format`` says how the lake keeps the chunk as it arrived: ``text`` (CSV, whose
     numbers are read later), ``json`` (records of JSON values) or ``typed`` (Parquet).
     """
 
-    frame: pd.DataFrame | None
+    table: pa.Table | None
     records: list[dict] | None
     first_row: int
     progress: int
@@ -66,10 +72,14 @@ class Chunk:
     malformed: list[str] = field(default_factory=list)  # CSV lines skipped, and why
 
     def __len__(self) -> int:
-        return len(self.records) if self.records is not None else len(self.frame)
+        return len(self.records) if self.records is not None else self.table.num_rows
 
-    def as_frame(self) -> pd.DataFrame:
-        return self.frame if self.frame is not None else pd.DataFrame.from_records(self.records)
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        """The chunk as pandas: made when asked, as the lake keeps a table as it is."""
+        if self.table is not None:
+            return self.table.to_pandas()
+        return pd.DataFrame.from_records(self.records)
 
 
 def numbers_from_text(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
@@ -185,10 +195,9 @@ def _csv(handle, size: int, required, name: str) -> Iterator[Chunk]:
                                              quoted_strings_can_be_null=True))
     row = 1
     for table in _rows(reader, size):
-        frame = table.to_pandas()
-        yield Chunk(frame, None, row, _tell(handle), raw_format="text", malformed=malformed[:])
+        yield Chunk(table, None, row, _tell(handle), raw_format="text", malformed=malformed[:])
         malformed.clear()
-        row += len(frame)
+        row += table.num_rows
 
 
 def _parquet(handle, size: int, required, name: str) -> Iterator[Chunk]:
@@ -199,9 +208,8 @@ def _parquet(handle, size: int, required, name: str) -> Iterator[Chunk]:
     check_header(name, parquet.schema_arrow.names, required)
     row = 1
     for batch in parquet.iter_batches(batch_size=size):
-        frame = pa.Table.from_batches([batch]).to_pandas()
-        yield Chunk(frame, None, row, row - 1 + len(frame))
-        row += len(frame)
+        yield Chunk(pa.Table.from_batches([batch]), None, row, row - 1 + batch.num_rows)
+        row += batch.num_rows
 
 
 def _jsonl(handle, size: int, required, name: str) -> Iterator[Chunk]:

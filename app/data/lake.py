@@ -38,9 +38,14 @@ def check_batch_id(batch_id: object) -> str:
     return batch_id
 
 
-def to_parquet(frame: pd.DataFrame) -> bytes:
+def to_parquet(rows: pd.DataFrame | pa.Table) -> bytes:
+    """Parquet of a frame, or of an Arrow table as it is (a file's chunk arrives as one, and
+    a round trip through pandas would cost more than writing it)."""
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    if isinstance(rows, pa.Table):
+        pq.write_table(rows, buffer)
+    else:
+        rows.to_parquet(buffer, index=False)
     return buffer.getvalue()
 
 
@@ -86,8 +91,8 @@ class DataLake:
     def exists(self, stage: str, batch_id: str) -> bool:
         return self.storage.exists(self.key(stage, batch_id))
 
-    def write(self, stage: str, batch_id: str, frame: pd.DataFrame) -> None:
-        self.storage.write_bytes(self.key(stage, batch_id), to_parquet(frame))
+    def write(self, stage: str, batch_id: str, rows: pd.DataFrame | pa.Table) -> None:
+        self.storage.write_bytes(self.key(stage, batch_id), to_parquet(rows))
 
     def write_records(self, stage: str, batch_id: str, records: list[dict]) -> None:
         """Records as they arrived (any JSON values), each value kept as its JSON text.
