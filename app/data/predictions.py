@@ -102,41 +102,48 @@ class PredictionLog:
                 pending, self._pending = self._pending, []
             if not pending:
                 return 0
-            frame = self._frame(pending)
-            first, last = int(frame["ms"].iloc[0]), int(frame["ms"].iloc[-1])
+            table = self._table(pending)
+            first, last = table["ms"][0].as_py(), table["ms"][-1].as_py()
             self.storage.write_bytes(f"{_folder(first)}/{first}-{last}-{self.tag:08x}.parquet",
-                                     encode(frame))
-            return len(frame)
+                                     encode(table))
+            return table.num_rows
 
-    def _frame(self, pending: list[tuple]) -> pd.DataFrame:
+    def _table(self, pending: list[tuple]):
+        """The records kept, as Arrow columns: built without pandas, as this runs each second
+        in the web process beside the requests, and holds their interpreter meanwhile."""
+        import pyarrow as pa
+
         sizes = [len(records) for _, _, _, records, _ in pending]
+        records = [record for *_, batch, _ in pending for record in batch]
+        # Ids are handed out in order under the lock, so the records' counts run on unbroken.
+        first = pending[0][1]
         columns = {
             "ms": np.repeat([ms for ms, *_ in pending], sizes),
-            "seq": np.concatenate([np.arange(first, first + size)
-                                   for (_, first, *_), size in zip(pending, sizes)]),
+            "tag": np.full(len(records), self.tag, dtype=np.uint32),
+            "seq": np.arange(first, first + len(records)),
             "version": np.repeat([version for _, _, version, *_ in pending], sizes),
-            "prediction": np.concatenate([np.asarray(p, dtype=float) for *_, p in pending]),
+            "prediction": np.array([value for *_, values in pending for value in values],
+                                   dtype=float),
         }
-        records = [record for *_, batch, _ in pending for record in batch]
         for feature in self.dataset.features:
             values = [record[feature.name] for record in records]
-            columns[feature.name] = (np.asarray(values, dtype=float) if feature.kind == "number"
-                                     else pd.Categorical(values))
-        frame = pd.DataFrame(columns)
-        frame.insert(1, "tag", np.uint32(self.tag))
-        return frame
+            columns[feature.name] = (pa.array(values, pa.float64()) if feature.kind == "number"
+                                     else pa.array(values, pa.string()).dictionary_encode())
+        return pa.table(columns)
 
 
-def encode(frame: pd.DataFrame) -> bytes:
-    """A second's kept records as Parquet, made small: a file is written each second by each
-    web process, so what every file repeats (pandas' metadata, the schema, statistics no
-    reader uses) would weigh more than a slow second's records. Times and counts are
-    delta-encoded; numbers are split by byte, which zstd compresses best; the features'
-    categories and the version are stored once a file."""
+def encode(kept) -> bytes:
+    """Kept records (an Arrow table, or a frame of them) as Parquet, made small: a file is
+    written each second by each web process, so what every file repeats (pandas' metadata,
+    the schema, statistics no reader uses) would weigh more than a slow second's records.
+    Times and counts are delta-encoded; numbers are split by byte, which zstd compresses best;
+    the features' categories and the version are stored once a file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    table = (kept if isinstance(kept, pa.Table)
+             else pa.Table.from_pandas(kept, preserve_index=False, nthreads=1))
+    table = table.replace_schema_metadata(None)
     numbers = [name for name in table.column_names
                if name not in ("ms", "seq", "version", "tag") and pa.types.is_floating(
                    table.schema.field(name).type)]

@@ -9,14 +9,16 @@ gets a sentence, never the traceback.
 Two kinds of error are turned into HTTP errors here, so that no view handles them itself: what a
 body or query breaks (:class:`~app.web.schemas.InvalidInput`, a 400 naming the field;
 :class:`~app.web.schemas.TooManyRecords`, a 413), and a store that cannot be used now (any
-:class:`OSError`: see :mod:`app.storage`), a 503 on every route.
+:class:`OSError`: see :mod:`app.storage`), a 503 on every route; but a file that is missing
+from a store that works is a 500, logged with its traceback.
 """
 
 from __future__ import annotations
 
 from flask import Flask, current_app, request
 from loguru import logger
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, ServiceUnavailable
+from werkzeug.exceptions import (BadRequest, HTTPException, InternalServerError,
+                                 RequestEntityTooLarge, ServiceUnavailable)
 
 from app.web.schemas import InvalidInput, TooManyRecords
 
@@ -94,6 +96,14 @@ def store_unavailable(error: OSError):
         "few seconds", retry_after=STORE_RETRY_AFTER))
 
 
+def missing_file(error: FileNotFoundError):
+    """A 500: a file a view needed is absent while the store works, which waiting will not
+    mend (the store's own failures are its other OSErrors)."""
+    logger.opt(exception=error).error("{} {}: a file the answer needs is missing: {}",
+                                      request.method, request.path, error)
+    return json_error(InternalServerError())
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, json_error)
     # What a body or query breaks, raised by the checks (app.web.schemas) wherever a view
@@ -103,3 +113,4 @@ def init_app(app: Flask) -> None:
                                lambda error: json_error(RequestEntityTooLarge(str(error))))
     # The storage (a local folder or S3) failing under any view: app.storage raises only OSError.
     app.register_error_handler(OSError, store_unavailable)
+    app.register_error_handler(FileNotFoundError, missing_file)

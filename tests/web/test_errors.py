@@ -66,6 +66,20 @@ def test_an_unexpected_failure_is_a_json_500_without_the_traceback(make_app, mon
         "error": "the server failed to answer this request; the error has been logged"}
 
 
+def test_a_file_missing_from_a_working_store_is_a_json_500_not_a_503(make_app, monkeypatch):
+    """Waiting would not bring it back: a 503 would tell clients to retry for ever."""
+    app = make_app(TESTING=False)
+
+    def vanished():
+        raise FileNotFoundError("models/v0000000001.json")
+
+    monkeypatch.setattr(app.extensions["model_holder"], "status", vanished)
+    response = app.test_client().get("/health")
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": "the server failed to answer this request; the error has been logged"}
+
+
 # -- a store that cannot be used -------------------------------------------------------------
 
 STORE_DOWN = ("the pipeline's storage cannot be used now (StorageUnavailable); try again in a "
