@@ -32,9 +32,10 @@ from app.redis_server import private_redis  # noqa: E402
 from app.runner import web_server  # noqa: E402
 
 READ_WHOLE = "import pandas, sys; pandas.read_csv(sys.argv[1])"
-READ_CHUNKS = ("import sys; from app.cli.files import RecordFile\n"
+READ_CHUNKS = ("import sys; from app.cli.files import RecordFile, body\n"
+               "from app.dataset import builtin\n"
                "with RecordFile(sys.argv[1], int(sys.argv[2]), ('idade',)) as f:\n"
-               "    n = sum(len(c.body()) > 0 for c in f.chunks())")
+               "    n = sum(len(body(c, builtin())) > 0 for c in f.chunks())")
 
 
 def measured(argv: list[str], env: dict) -> tuple[float, float]:
