@@ -15,7 +15,6 @@ from app.data import generator
 from app.data.files import Chunk, numbers_from_text
 from app.data.lake import DataLake
 from app.data.ledger import Ledger
-from app.data.normalize import normalize, split_holdout
 from app.dataset import BATCH_COLUMN, Dataset
 
 # A Redis set of the normalized batches waiting for a train step (the tasks keep it; /status
@@ -123,6 +122,10 @@ def read_raw(lake: DataLake, batch: dict, dataset: Dataset):
 
 def normalize_batch(lake: DataLake, ledger: Ledger, batch_id: str, dataset: Dataset) -> dict:
     """Check a received batch: clean rows to train on and to hold out, the rest to quarantine."""
+    # Imported here: pandera takes a fifth of a second to import, which `python -m app
+    # ingest` (which only receives batches) would pay before its first row.
+    from app.data.normalize import normalize, split_holdout
+
     batch = ledger.get(batch_id)
     if batch["status"] != "received":
         return batch

@@ -1,5 +1,6 @@
 """The kept answers: written a second at a time, found by id, swept after their days."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from app.data import predictions
@@ -22,18 +23,18 @@ def test_ids_are_unique_across_logs_and_find_their_records(home):
     assert found.loc[ids[3], "cidade"] == "Recife"
 
 
-def test_a_record_is_found_in_a_file_opened_the_minute_before(home):
+def test_a_record_is_found_in_a_file_opened_the_minute_before(home, monkeypatch):
     """A file holds what its process kept during up to a second: one opened at 10:24:59.9
     holds records of 10:25:00, and lives in 10:24's folder."""
     log = PredictionLog(home.storage, builtin(), flush_every=3600)
-    ids = log.keep(1, [RECORD], [1.0])
-    ms, tag, seq = parse_id(ids[0])
-    later = f"{ms + 150:012x}{tag:08x}{seq + 1:08x}"
-    with log._lock:  # the second record of the same file, kept 150 ms later
-        log._pending.append((ms + 150, seq + 1, 1, [RECORD], [2.0]))
-        log._seq += 1
+    opened = (time.time_ns() // 60_000_000_000 + 1) * 60_000_000_000 - 100_000_000
+    monkeypatch.setattr(predictions.time, "time_ns", lambda: opened)
+    first = log.keep(1, [RECORD], [1.0])
+    monkeypatch.setattr(predictions.time, "time_ns", lambda: opened + 150_000_000)
+    later = log.keep(1, [RECORD], [2.0])  # the next minute, in the same file
     log.flush()
-    assert set(find(home.storage, [ids[0], later])["id"]) == {ids[0], later}
+    assert parse_id(later[0])[0] // 60_000 == parse_id(first[0])[0] // 60_000 + 1
+    assert set(find(home.storage, first + later)["id"]) == {*first, *later}
 
 
 def test_kept_answers_are_swept_after_their_days(home):
