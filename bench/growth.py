@@ -9,11 +9,14 @@ resident memory of each process group (a server and its children) after ``--batc
 compared with the reading after ``--early``; each reading is the median of ``READINGS``, a
 second apart (a collection or an allocation under way moves one reading by megabytes).
 
-Train step time: the same number of batches through a :class:`Learner` in this process, one
-version each; the median of the ``WINDOW`` steps up to the last version against the median of
-the ``WINDOW`` steps around ``--early``. A mean over a few steps moved by half when two of them
-met a disk flush; a median over hundreds does not. Each figure's spread is printed: the lowest
-and highest median of its window's three thirds.
+Train step time: two homes in this process, one grown to ``--early`` versions and one to
+``--batches`` (a :class:`Learner`, one version a batch), then ``WINDOW`` train steps on each,
+taken in turn; the median of the old home's steps against the young one's. A mean over a few
+steps moved by half when two of them met a disk flush; a median over hundreds does not. And
+steps timed at different moments of the run (the first window, then the last, minutes apart)
+differed by 15% either way with the machine's state, not the versions: taken in turn, both
+meet the same machine. Each figure's spread is printed: the lowest and highest median of its
+window's three thirds.
 """
 
 from __future__ import annotations
@@ -45,20 +48,29 @@ READINGS = 5  # memory readings, a second apart, whose median is one figure
 RECORD = {"idade": 35, "cidade": "São Paulo", "cargo": "Professor"}
 
 
-def step_times(batches: int, size: int) -> list[float]:
-    """Seconds of each train step, one version per batch, in this process."""
+def step_times(batches: int, early: int, size: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``WINDOW`` train steps on a home of ``early`` versions and as many on one of
+    ``batches`` versions, taken in turn, in this process."""
     with tempfile.TemporaryDirectory(prefix="bench-growth-steps-") as temp:
-        home = Home(temp)
-        learner = Learner(home)
-        times = []
-        for number in range(batches):
-            batch_id = f"step-{number:05d}"
+        homes = [Home(f"{temp}/young"), Home(f"{temp}/old")]
+        learners = [Learner(home) for home in homes]
+        sent = [0, 0]
+
+        def step(which: int) -> float:
+            home = homes[which]
+            batch_id = f"step-{sent[which]:05d}"
+            sent[which] += 1
             generate_batch(home.lake, home.ledger, batch_id, size)
             normalize_batch(home.lake, home.ledger, batch_id, home.dataset)
             began = time.perf_counter()
-            learner.train([batch_id])
-            times.append(time.perf_counter() - began)
-        return times
+            learners[which].train([batch_id])
+            return time.perf_counter() - began
+
+        for which, versions in enumerate((early, batches)):
+            for _ in range(versions):
+                step(which)
+        timed = [(step(0), step(1)) for _ in range(WINDOW)]
+        return [young for young, _ in timed], [old for _, old in timed]
 
 
 def memory(batches: int, early: int, size: int, temp: Path) -> dict[str, tuple[list, list]]:
@@ -120,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     options = parser.parse_args(argv)
     logger.remove()
-    times = [seconds * 1e3 for seconds in step_times(options.batches, options.batch_size)]
-    start = max(options.early - WINDOW // 2, 0)
-    early, early_spread = median_and_spread(times[start:start + WINDOW])
-    late, late_spread = median_and_spread(times[-WINDOW:])
+    young, old = step_times(options.batches, options.early, options.batch_size)
+    early, early_spread = median_and_spread([seconds * 1e3 for seconds in young])
+    late, late_spread = median_and_spread([seconds * 1e3 for seconds in old])
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as temp:
         rss = memory(options.batches, options.early, options.batch_size, Path(temp))
     figures = []
