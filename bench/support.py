@@ -58,10 +58,18 @@ def worker_process(redis_url: str, home: Path, log: Path, **settings: str) -> It
 
 
 def celery_app(redis_url: str):
-    """The project's Celery app, as a client of ``redis_url``."""
-    os.environ["REDIS_URL"] = redis_url
-    from worker import app
+    """A client of ``redis_url`` configured as the project's Celery app is; a new one each call,
+    since a script's rounds each start their own Redis (``worker.app`` keeps the first URL)."""
+    from celery import Celery
 
+    from app import redis_client
+
+    # What the script starts next (app.runner.web_server) takes its Redis from here too.
+    os.environ["REDIS_URL"] = redis_url
+    app = Celery("pipeline")
+    app.config_from_object("celeryconfig")
+    redis = redis_client.celery_settings(redis_url)
+    app.conf.update(broker_url=redis["broker_url"], result_backend=redis["result_backend"])
     return app
 
 
