@@ -1,6 +1,6 @@
 """How fast ``/predict`` is under the server ``make run`` starts, against baselines in the same run.
 
-    .venv/bin/python bench/predict.py [--rounds 7] [--seconds 10]
+    .venv/bin/python bench/predict.py [--rounds 21] [--seconds 3]
 
 It trains a model into a temporary PIPELINE_HOME and starts the Procfile's ``web`` command
 (gunicorn, the same workers and threads) on a free loopback port. The one change to that
@@ -8,11 +8,13 @@ command is the app: ``bench.predict:bench_app()`` is ``app.web.create_app()`` pl
 ``GET /bare`` that returns a constant JSON object, so the baseline runs in the same server,
 workers and Flask app, and the ratio is what ``/predict`` adds over Flask and gunicorn.
 
-1. One record: ``wrk -t2 -c16 -d10s --latency`` on ``POST /predict`` and on ``GET /bare``,
+1. One record: ``wrk -t2 -c16 -d3s --latency`` on ``POST /predict`` and on ``GET /bare``,
    one after the other, ``--rounds`` times (which goes first alternates). Each round gives a
    ratio; the round with the median ratio is reported. Rounds vary by a third here (how wrk's
    connections happen to spread over the two workers, the two cores wrk shares), far more than
-   the two routes differ, so only figures taken side by side are compared.
+   the two routes differ, so only figures taken side by side are compared, and many short
+   rounds (each a new spread of the connections) make a steadier median than a few long ones:
+   seven rounds of 10 s gave 0.92x in one run and 0.86x in the next.
 2. 10,000 records in one body: the median time of a request over one keep-alive connection,
    against the median time this process takes to parse the same body and predict it with the
    same model (what the view does, without HTTP).
@@ -105,8 +107,8 @@ def in_process_times(model: IncrementalRidge, body: bytes, requests: int) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--batch-requests", type=int, default=40)
     options = parser.parse_args(argv)
     require_wrk()
