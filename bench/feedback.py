@@ -62,13 +62,14 @@ def kept_bytes(home: Path) -> tuple[int, int]:
 def bytes_per_record_at_day_rate(home: Path, earlier: set[Path]) -> float:
     """Bytes a record of the answers kept under ``home`` since ``earlier`` files, written again
     ``PER_FILE`` records a file, each file one process's consecutive answers."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     files = sorted(set((home / PREFIX).rglob("*.parquet")) - earlier)
-    kept = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
-    kept = kept.sort_values(["tag", "seq"], ignore_index=True)
-    parts = [kept.iloc[start:start + PER_FILE]
-             for start in range(0, len(kept) - PER_FILE + 1, PER_FILE)]
+    kept = pa.concat_tables([pq.read_table(path) for path in files]).sort_by(
+        [("tag", "ascending"), ("seq", "ascending")])
+    parts = [kept.slice(start, PER_FILE)
+             for start in range(0, kept.num_rows - PER_FILE + 1, PER_FILE)]
     return sum(len(encode(part)) for part in parts) / (PER_FILE * len(parts))
 
 

@@ -142,18 +142,15 @@ class PredictionLog:
         return pa.table(columns)
 
 
-def encode(kept) -> bytes:
-    """Kept records (an Arrow table, or a frame of them) as Parquet, made small: a file is
-    written each second by each web process, so what every file repeats (pandas' metadata,
-    the schema, statistics no reader uses) would weigh more than a slow second's records.
+def encode(table) -> bytes:
+    """Kept records (an Arrow table) as Parquet, made small: a file is written each second by
+    each web process, so what every file repeats (the schema, statistics no reader uses)
+    would weigh more than a slow second's records.
     Times and counts are delta-encoded; numbers are split by byte, which zstd compresses best;
     the features' categories and the version are stored once a file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = (kept if isinstance(kept, pa.Table)
-             else pa.Table.from_pandas(kept, preserve_index=False, nthreads=1))
-    table = table.replace_schema_metadata(None)
     numbers = [name for name in table.column_names
                if name not in ("ms", "seq", "version", "tag") and pa.types.is_floating(
                    table.schema.field(name).type)]
