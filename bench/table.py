@@ -8,6 +8,11 @@ exits with status 1 when a bar does not hold.
 A figure is compared with its baseline as ``value / baseline``. ``higher`` says which way is
 better, so a bar reads the same for throughput (``ratio >= 0.9``) and latency
 (``ratio <= 1.3``).
+
+A bar this machine cannot reach, whatever the code does, carries ``known_to_fail``: why, in
+words (as pytest's ``xfail`` carries its reason). It is still measured and printed, its verdict
+reads "FAILS, known", the table lists it with its reason, and it alone does not fail the run:
+a bar that always fails would teach everyone to ignore the table.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Figure:
     higher: bool = True  # whether a larger value is better
     bar: float | None = None  # the ratio the value must reach (>= when higher, else <=)
     note: str = ""
+    known_to_fail: str = ""  # why this bar cannot hold here; empty for every ordinary bar
 
     @property
     def ratio(self) -> float | None:
@@ -62,6 +68,8 @@ def lines(figures: list[Figure]) -> list[str]:
     rows = [header]
     for figure in figures:
         verdict = {True: "ok", False: "FAILS", None: ""}[figure.holds]
+        if figure.holds is False and figure.known_to_fail:
+            verdict = "FAILS, known"
         ratio = "-" if figure.ratio is None else f"{figure.ratio:.3f}x"
         baseline = (f"{_number(figure.baseline)} {figure.unit} ({figure.baseline_name})"
                     if figure.baseline is not None else figure.baseline_name or "-")
@@ -90,11 +98,17 @@ def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as source:
         figures = [Figure(**json.loads(line)) for line in source if line.strip()]
     print("\n".join(lines(figures)))
-    failing = [figure.name for figure in figures if figure.holds is False]
+    known = [figure for figure in figures if figure.holds is False and figure.known_to_fail]
+    for figure in known:
+        print(f"\nknown not to hold: {figure.name}: {figure.known_to_fail}")
+    failing = [figure.name for figure in figures
+               if figure.holds is False and not figure.known_to_fail]
     if failing:
         print(f"\n{len(failing)} bar(s) do not hold: {', '.join(failing)}")
         return 1
-    print(f"\nevery bar holds ({sum(f.holds is True for f in figures)} checked)")
+    held = sum(figure.holds is True for figure in figures)
+    print(f"\nevery bar holds ({held} checked)" if not known else
+          f"\nevery other bar holds ({held} checked; {len(known)} known not to)")
     return 0
 
 
