@@ -1,11 +1,14 @@
 """Labels that come back: what keeping every answer costs `/predict`, how fast labels are
 matched, whether the live error is exact, and the disk a day of kept answers takes.
 
-    .venv/bin/python bench/feedback.py [--rounds 5] [--seconds 8] [--answers 100000]
+    .venv/bin/python bench/feedback.py [--rounds 21] [--seconds 3] [--answers 100000]
 
 1. **The cost of keeping answers**: the Procfile's web server twice over one trained model, one
    with ``LOG_PREDICTIONS=1`` and one without, asked ``/predict`` one record at a time by
-   ``wrk -t2 -c16`` in alternating rounds; the median round's ratio.
+   ``wrk -t2 -c16`` in alternating rounds; the median round's ratio. Many short rounds, as in
+   ``bench/predict.py``: each is a new spread of wrk's connections over the two servers'
+   workers, which moves a round more than logging does (five rounds of 8 s gave medians from
+   0.87x to 0.96x, single rounds 0.85x to 1.03x).
 2. **The loop**: ``--answers`` predictions through the logging server (1,000 records a
    request), their true salaries sent back to ``POST /feedback`` 10,000 at a time; every label
    must match, the feedback batches must be learnt by the Procfile's worker, and the live MAE of
@@ -116,8 +119,8 @@ def loop(url: str, home: Home, answers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--answers", type=int, default=100_000)
     options = parser.parse_args(argv)
     if shutil.which("wrk") is None:
