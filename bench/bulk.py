@@ -22,10 +22,11 @@ process). Peak resident memory: the highest of every process of the system (``Vm
 the command.
 
 The inbox's bar against pyarrow (0.15x) is marked known not to hold (``bench/table.py``): pyarrow
-reads these files with both cores at 5 to 14 million rows a second, so it asks 0.7 to 2 million
-rows/s end to end, while the inbox's work alone, one process reading, checking and learning,
-runs at 0.3 to 0.4 million. The reason printed under the table gives this run's figures; in a
-run where the bar holds, it counts as held.
+reads these files with both cores at 4.7 to 15 million rows a second, so it asks 0.7 to 2.3
+million rows/s end to end, while the inbox's work alone, one process reading, checking and
+learning, runs at 0.35 to 0.49 million (three make bench runs, docs/performance.md). The
+reason printed under the table gives this run's figures; in a run where the bar holds, it
+counts as held.
 """
 
 from __future__ import annotations

@@ -10,12 +10,13 @@ workers and Flask app, and the ratio is what ``/predict`` adds over Flask and gu
 
 1. One record: ``wrk -t2 -c16 -d3s --latency`` on ``POST /predict`` and on ``POST /bare``
    with the same body (a GET without one was 4% faster than the same POST: part of the
-   request, not of what the view does), one after the other, ``--rounds`` times (which goes first alternates). Each round gives a
-   ratio; the round with the median ratio is reported. Rounds vary by a third here (how wrk's
-   connections happen to spread over the two workers, the two cores wrk shares), far more than
-   the two routes differ, so only figures taken side by side are compared, and many short
-   rounds (each a new spread of the connections) make a steadier median than a few long ones:
-   seven rounds of 10 s gave 0.92x in one run and 0.86x in the next.
+   request, not of what the view does), one after the other, ``--rounds`` times (which goes
+   first alternates). Each round gives a ratio; the round with the median ratio is reported.
+   Rounds vary by a third here (how wrk's connections happen to spread over the two workers,
+   the two cores wrk shares), far more than the two routes differ, so only figures taken side
+   by side are compared, and many short rounds (each a new spread of the connections) make a
+   steadier median than a few long ones: seven rounds of 10 s gave 0.92x in one run and 0.86x
+   in the next.
 2. 10,000 records in one body: the median time of a request over one keep-alive connection,
    against the median time this process takes to parse the same body and predict it with the
    same model (what the view does, without HTTP).
@@ -54,7 +55,7 @@ def bench_app():
     from app.web import create_app  # imports worker.py: only in the server, not the client
 
     app = create_app()
-    app.add_url_rule("/bare", "bare", lambda: {"status": "ok"}, methods=["GET", "POST"])
+    app.add_url_rule("/bare", "bare", lambda: {"status": "ok"}, methods=["POST"])
     return app
 
 

@@ -9,8 +9,8 @@ A figure is compared with its baseline as ``value / baseline``. ``higher`` says 
 better, so a bar reads the same for throughput (``ratio >= 0.9``) and latency
 (``ratio <= 1.3``).
 
-A bar this machine cannot reach, whatever the code does, carries ``known_to_fail``: why, in
-words (as pytest's ``xfail`` carries its reason). It is still measured and printed, its verdict
+A bar the run's own figures show out of reach on this machine carries ``known_to_fail``: why,
+in words (as pytest's ``xfail`` carries its reason). It is still measured and printed, its verdict
 reads "FAILS, known", the table lists it with its reason, and it alone does not fail the run:
 a bar that always fails would teach everyone to ignore the table.
 """
