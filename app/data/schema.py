@@ -104,12 +104,13 @@ _last_lengths = threading.local()
 def trimmed_length(column: pd.Series) -> pd.Series:
     """The length of each value once trimmed (0 for what is not text). The blank and the too
     long checks both ask it of the same column, one after the other: the second gets the
-    first's answer."""
+    first's answer. pandera hands each check a Series of its own, over the same array: the
+    array, not the Series, tells it is the same column."""
     last = getattr(_last_lengths, "value", None)
-    if last is not None and last[0] is column:
+    if last is not None and last[0] is column.array and last[1].index.equals(column.index):
         return last[1]
     lengths = trimmed(column).str.len()
-    _last_lengths.value = (column, lengths)
+    _last_lengths.value = (column.array, lengths)
     return lengths
 
 

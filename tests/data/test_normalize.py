@@ -69,6 +69,23 @@ def test_text_is_trimmed_and_its_length_counted_once_trimmed():
     assert clean.loc[0, "cidade"] == "X" + "x" * 99 and clean.loc[1, "nome"] == "Ana  Souza"
 
 
+def test_the_checks_trim_each_text_column_once(monkeypatch):
+    """The blank and the too-long checks of a column share one trimming (a tenth of a
+    batch's checking), and each column gets its own lengths, not its neighbour's."""
+    from app.data import schema
+
+    trimmed_columns = []
+    trim = schema.trimmed
+    monkeypatch.setattr(schema, "trimmed", lambda column: trimmed_columns.append(column.name)
+                        or trim(column))
+    raw = raw_batch(4).astype({"nome": "str", "cidade": "str", "cargo": "str"})
+    raw.at[1, "cidade"] = "   "
+    raw.at[2, "cargo"] = "y" * 101
+    verdict = schema.check(raw, builtin(), "b")
+    assert sorted(trimmed_columns) == ["cargo", "cidade", "nome"]
+    assert verdict.reasons == {1: ["cidade is blank"], 2: ["cargo longer than 100 characters"]}
+
+
 def test_optional_fields_may_be_absent_or_null():
     raw = raw_batch(4).drop(columns=["timestamp", "geracao_id"])
     raw.at[0, "nome"] = None
@@ -196,3 +213,4 @@ def test_equal_rows_without_timestamps_are_two_observations(wages):
                        dataset=wages)
     assert result.counts == {"clean": 3, "quarantined": 0}
     assert list(result.clean.columns) == list(wages.columns)
+
