@@ -162,6 +162,26 @@ class Dataset:
         return span(self.target_min, self.target_max)
 
 
+def category_text(value) -> str | None:
+    """The text a category value stands for: text as it is; a number or a boolean as a CSV
+    file written by pandas spells it, so that Parquet, JSON and CSV copies of the same data
+    name the same categories (``4``, ``4.0`` and ``"4"`` are one; ``true`` is ``"True"``).
+    None for what names no category (missing, NaN, a list...).
+
+    >>> category_text(4), category_text(4.0), category_text(2.5), category_text(True)
+    ('4', '4', '2.5', 'True')
+    >>> category_text(float("nan")) is None, category_text(None) is None
+    (True, True)
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
 def number_text(value: float | None) -> str:
     """A bound as people write it: ``18``, ``0.01``, ``1,000,000``, ``-inf`` for none.
 

