@@ -209,7 +209,8 @@ class PipelineTask(Task):
             raise
         except Exception as error:
             _mask_secrets(error)
-            self._log_end("failure", started, batch_id, None, f"{type(error).__name__}: {error}")
+            self._log_end("failure", started, batch_id, None, f"{type(error).__name__}: {error}",
+                          expected=isinstance(error, self.throws))
             raise
         version = result if isinstance(result, int) and not isinstance(result, bool) else (
             result.get("version", result.get("model_version")) if isinstance(result, dict)
@@ -217,14 +218,17 @@ class PipelineTask(Task):
         self._log_end("success", started, batch_id, version, None)
         return result
 
-    def _log_end(self, outcome: str, started: float, batch_id, version, error) -> None:
+    def _log_end(self, outcome: str, started: float, batch_id, version, error,
+                 expected: bool = False) -> None:
+        """``expected``: a failure the data explains (``throws``), a warning, not an error."""
         duration = time.perf_counter() - started
         line = logger.bind(task=self.name, outcome=outcome, duration=round(duration, 4),
                            version=version, **({"batch_id": batch_id} if batch_id else {}))
         text = (f"task {self.name} ended: outcome={outcome} batch={batch_id or '-'} "
                 f"version={version if version is not None else '-'} duration={duration:.3f}s")
         if error:
-            (line.error if outcome == "failure" else line.warning)("{} error={}", text, error)
+            (line.error if outcome == "failure" and not expected else line.warning)(
+                "{} error={}", text, error)
         else:
             line.info("{}", text)
 

@@ -14,7 +14,7 @@ from app.data.batches import generate_batch, normalize_batch
 from app.data.lake import check_batch_id
 from app.data.ledger import stalled
 from app.lifecycle.challenge import contest, due as challenge_due
-from app.lifecycle.learning import Learner
+from app.lifecycle.learning import Learner, NothingToLearn
 from app.limits import EVALUATE_N, EVALUATE_N_MAX, EVALUATE_N_MIN, MAX_VERSION, whole_number
 from app.limits import reason as checked_reason
 from app.observe.metrics import Tally, count_normalized, count_trained
@@ -66,7 +66,9 @@ def normalize(self, batch_id: str) -> str:
     return batch_id
 
 
-@shared_task(bind=True, base=PipelineTask, name="pipeline.train")
+# A batch with no row to learn fails its train task with the reason, as Celery's expected
+# errors do: logged without a traceback, not as an error of the system.
+@shared_task(bind=True, base=PipelineTask, name="pipeline.train", throws=(NothingToLearn,))
 def train(self, batch_id: str) -> int:
     """Teach the model this batch, and every other one waiting; return the version that learnt it."""
     check_batch_id(batch_id)

@@ -1,6 +1,9 @@
 """The tasks on a real Redis and a real worker, as a user's client would call them."""
 
+import logging
+
 import pytest
+from loguru import logger
 
 from app.data.batches import receive_batch
 from app.data.generator import generate
@@ -68,13 +71,26 @@ def test_rejected_rows_are_quarantined_counted_and_the_rest_trained(session_home
     assert batch["reasons"] == {"idade out of range 18-70": 2, "missing cidade": 1}
 
 
-def test_a_batch_with_no_clean_row_fails_train_with_the_reason(session_home):
+def test_a_batch_with_no_clean_row_fails_train_with_the_reason(session_home, caplog):
+    """Bad data, not a fault of the system: the task fails with the reason, logged as a
+    warning without a traceback (Celery's "raised expected")."""
     records = generate(30, seed=9, batch_id="all-bad").astype({"idade": object})
     records["idade"] = "old"
     receive_batch(session_home.lake, session_home.ledger, "all-bad", records)
-    message = failure_of((normalize.si("all-bad") | train.si("all-bad")).delay())
+    ours = []
+    sink = logger.add(lambda message: ours.append(message.record), level="DEBUG")
+    try:
+        message = failure_of((normalize.si("all-bad") | train.si("all-bad")).delay())
+    finally:
+        logger.remove(sink)
     assert "no row passed the checks: idade is not a number (30)" in message
     assert session_home.ledger.get("all-bad")["status"] == "empty"
+    [end] = [record for record in ours if "pipeline.train ended" in record["message"]]
+    assert end["level"].name == "WARNING" and "outcome=failure" in end["message"]
+    celery = [record for record in caplog.records if record.name == "celery.app.trace"
+              and "NothingToLearn" in record.getMessage()]
+    assert celery and all(record.levelno < logging.ERROR and record.exc_info is None
+                          and "raised expected" in record.getMessage() for record in celery)
 
 
 def test_forget_makes_a_version_without_the_batch(session_home):
