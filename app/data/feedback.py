@@ -67,8 +67,16 @@ def join(storage: Storage, dataset: Dataset, labels: list[dict],
     truth = new["id"].map(values).to_numpy(dtype=float)
     rows = new[list(dataset.feature_names)].reset_index(drop=True)
     rows[dataset.target] = truth
-    errors = np.abs(truth - new["prediction"].to_numpy(dtype=float))
-    versions = new["version"].to_numpy()
+    # A label outside the target's declared bounds is quarantined when its batch is checked:
+    # it says nothing of how far an answer was from the truth, and one typo (1e9 for 1e4)
+    # would swamp every label of the version.
+    plausible = np.ones(len(truth), dtype=bool)
+    if dataset.target_min is not None:
+        plausible &= truth >= dataset.target_min
+    if dataset.target_max is not None:
+        plausible &= truth <= dataset.target_max
+    errors = np.abs(truth - new["prediction"].to_numpy(dtype=float))[plausible]
+    versions = new["version"].to_numpy()[plausible]
     live = {}
     for version in np.unique(versions):
         answered = versions == version

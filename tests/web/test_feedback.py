@@ -66,6 +66,20 @@ def test_labels_of_kept_answers_become_a_batch_and_measure_the_live_error(loop, 
     assert "pipeline_live_labelled_total 40.0" in metrics
 
 
+def test_a_label_outside_the_targets_bounds_is_learnt_from_by_no_one_and_measures_nothing(loop):
+    """salario is declared 0-300,000: a label of 1e9 (a typo) is matched and sent on, where its
+    row is quarantined, but the live error is that of the plausible labels alone."""
+    client, app, _ = loop
+    answer = answers(client, app, RECORDS[:2])
+    ids, predictions = answer["prediction_ids"], answer["predictions"]
+    reply = client.post("/feedback", json={"labels": [
+        {"prediction_id": ids[0], "value": 5000.0}, {"prediction_id": ids[1], "value": 1e9}]})
+    assert reply.get_json()["matched"] == 2
+    live = client.get("/status").get_json()["live"]
+    assert live["labelled"] == 1
+    assert live["mae"] == pytest.approx(abs(5000.0 - predictions[0]), rel=1e-9)
+
+
 def test_a_label_given_twice_counts_once_even_at_the_same_moment(loop):
     client, app, _ = loop
     answer = answers(client, app)
