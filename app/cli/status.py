@@ -25,6 +25,8 @@ def status(obj: Context, as_json: bool) -> None:
         arriving = f"last batch at {last} ({answer['seconds_since_last_batch']:,.1f} s ago)"
     if answer["stale"]:
         arriving += f": STALE, no batch for over {answer['stale_after_seconds']} s"
+    elif answer["stale"] is None:
+        arriving += " (no generator: batches come as they are sent)"
     queues = answer["queues"]
     click.echo(f"data:     {arriving}")
     click.echo(f"batches:  {answer['batches']:,} ({answer['records']:,} records, "

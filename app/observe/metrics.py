@@ -224,6 +224,12 @@ class PipelineCollector:
                                   value=totals["rows"])
         yield CounterMetricFamily("pipeline_quarantined_rows", "Rows the checks sent to "
                                   "quarantine instead of training.", value=totals["quarantined"])
+        if self.home.dataset.generated:
+            # What "no batch lately" is measured against; absent when a declared dataset is
+            # fed from outside, whenever its senders send (the no-batch alert needs it).
+            yield GaugeMetricFamily("pipeline_generator_period_seconds",
+                                    "Seconds between the generator's batches (GENERATE_EVERY).",
+                                    value=settings.load().generate_every)
         if totals["last_batch_at"] is None:
             return
         at = _seconds(totals["last_batch_at"])

@@ -56,10 +56,15 @@ def live_error() -> dict:
 @documented(responses={200: "the pipeline's state"})
 def status():
     """Batches and records so far, the newest batch's time and whether the stream is stale,
-    the newest and the served version, and the queues."""
+    the newest and the served version, and the queues.
+
+    Stale means the generator stopped feeding: no batch for three of its periods. Without
+    the generator (a declared dataset) batches come when someone sends them, so ``stale`` is
+    null: a quiet hour is not a fault.
+    """
     home = get_home()
     totals = home.ledger.totals()
-    every = settings.load().generate_every
+    stale_after = STALE_PERIODS * settings.load().generate_every if home.dataset.generated else None
     last = totals["last_batch_at"]
     age = None if last is None else (
         datetime.now(timezone.utc) - datetime.fromisoformat(last)).total_seconds()
@@ -67,8 +72,8 @@ def status():
     return {
         "last_batch_at": last,
         "seconds_since_last_batch": None if age is None else round(age, 3),
-        "stale": age is None or age > STALE_PERIODS * every,
-        "stale_after_seconds": STALE_PERIODS * every,
+        "stale": None if stale_after is None else (age is None or age > stale_after),
+        "stale_after_seconds": stale_after,
         "batches": totals["batches"],
         "records": totals["rows"],
         "clean": totals["clean"],

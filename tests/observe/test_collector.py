@@ -105,6 +105,21 @@ def test_the_ledger_totals_and_the_last_batch_age_are_exported(local_home, clien
     assert arrived == pytest.approx(time.time(), abs=60)
     time.sleep(0.2)
     assert scrape(local_home, client)[("pipeline_seconds_since_last_batch", ())] >= 0.2
+    assert samples[("pipeline_generator_period_seconds", ())] == 5  # GENERATE_EVERY
+
+
+def test_a_declared_dataset_exports_no_generator_period(tmp_path, client):
+    """Without the generator nothing says how often batches should come: the no-batch
+    alert, which needs the period, stays quiet (deploy/prometheus/alerts.yml)."""
+    from app.dataset import load
+    from app.lifecycle.home import Home
+
+    wages = Home(str(tmp_path / "home"), dataset=load(
+        Path(__file__).resolve().parents[2] / "examples" / "cps1985.toml"))
+    wages.ledger.open("first-batch", "ingest")
+    samples = scrape(wages, client)
+    assert ("pipeline_seconds_since_last_batch", ()) in samples
+    assert ("pipeline_generator_period_seconds", ()) not in samples
 
 
 def test_queue_lengths_count_every_priority_of_each_queue(local_home, client):

@@ -2,6 +2,7 @@
 worker for the routes that start tasks, and the app alone for the shapes it refuses."""
 
 import json
+from pathlib import Path
 
 import pytest
 from kombu.exceptions import OperationalError
@@ -186,6 +187,16 @@ def test_status_of_an_empty_home_is_stale_and_counts_nothing(client):
     assert status["batches"] == 0 and status["records"] == 0 and status["quarantined"] == 0
     assert status["last_batch_at"] is None and status["stale"] is True
     assert status["newest_version"] is None and status["serving_version"] is None
+
+
+def test_without_the_generator_a_quiet_stream_is_not_stale(make_app):
+    """A declared dataset's batches come when they are sent: no period to be late by."""
+    from app.dataset import load
+
+    wages = load(Path(__file__).resolve().parents[2] / "examples" / "cps1985.toml")
+    status = make_app(DATASET=wages).test_client().get("/status").get_json()
+    assert status["last_batch_at"] is None
+    assert status["stale"] is None and status["stale_after_seconds"] is None
 
 
 def test_status_goes_stale_after_three_periods_without_a_batch(client, app, monkeypatch):
