@@ -22,9 +22,12 @@ def published(home: Home, info: VersionInfo) -> None:
         _population_shift(home, info)
     if not info.gate_passed:
         _refused(home, info)
-    logger.info("version {} learnt {:,} rows of {} batch(es), {:,} in all; {}", info.version,
-                info.n_batch, len(info.batch_ids), info.n_samples_seen,
-                "promoted" if info.gate_passed else "not promoted")
+    # The line names the version's own batch, not the one whose task ran the step: a step
+    # takes along every batch waiting, and its task's batch may have been learnt already.
+    logger.bind(batch_id=info.batch_id).info(
+        "version {} learnt {:,} rows of {} batch(es), {:,} in all; {}", info.version,
+        info.n_batch, len(info.batch_ids), info.n_samples_seen,
+        "promoted" if info.gate_passed else "not promoted")
 
 
 def _adapted(home: Home, info: VersionInfo) -> None:

@@ -69,6 +69,25 @@ def test_a_backlog_is_learnt_in_one_step(home, learner):
     assert_same_model(home.registry.load(1).model, fresh_fit(home, ids))
 
 
+def test_the_log_line_of_a_version_names_its_own_batch(home, learner):
+    """A step run by the task of a batch learnt already (a step before took it along) learns
+    the batches waiting since: its line names them, not the task's batch."""
+    from loguru import logger
+
+    arrive(home, "b1", seed=1)
+    learner.train(["b1"])
+    arrive(home, "b2", seed=2)
+    lines = []
+    sink = logger.add(lambda message: lines.append(message.record), level="INFO")
+    try:
+        with logger.contextualize(batch_id="b1"):
+            assert learner.train(["b1", "b2"]).version == 2
+    finally:
+        logger.remove(sink)
+    [line] = [r for r in lines if r["message"].startswith("version 2 learnt")]
+    assert line["extra"]["batch_id"] == "b2"
+
+
 def test_a_batch_trained_again_makes_no_version(home, learner):
     arrive(home, "b1", seed=1)
     learner.train(["b1"])
