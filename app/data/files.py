@@ -39,6 +39,9 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "js
 CSV_BLOCK = 4 << 20
 # How much of a malformed line is kept to show which it was.
 MALFORMED_TEXT = 200
+# How R, Excel and the databases that export CSV write a missing number: such a cell in a
+# number column is a missing value (its row quarantined as "missing <field>"), not text.
+MISSING_NUMBER = frozenset({"NA", "N/A", "#N/A", "NaN", "nan", "null", "NULL"})
 
 
 class FileProblem(ValueError):
@@ -107,6 +110,7 @@ def _read_numbers(text: pd.Series) -> pd.Series:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
     # ...and pandas tells, value by value, which of the others are not numbers.
+    text = text.where(~text.isin(MISSING_NUMBER))
     numbers = pd.to_numeric(text, errors="coerce")
     unreadable = numbers.isna() & text.notna()
     return (numbers.astype(object).where(~unreadable, text) if unreadable.any()

@@ -179,6 +179,9 @@ def wages():
     ("experience", "61", "experience out of range 0-60"),
     ("region", "   ", "region is blank"),
     ("gender", None, "missing gender"),
+    # R writes a missing number as NA, Excel as #N/A: missing, not a word where a number belongs.
+    ("wage", "NA", "missing wage"),
+    ("education", "#N/A", "missing education"),
 ])
 def test_each_bad_value_of_a_declared_dataset_has_its_reason_and_no_good_row_is_lost(
         wages, column, value, reason):
