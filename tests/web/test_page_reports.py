@@ -2,6 +2,7 @@
 tests (tests/browser) open the same pages in chromium."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,15 @@ def test_an_empty_home_has_a_page_that_says_so(client):
     page = response.get_data(as_text=True)
     assert 'id="served-version">—<' in page
     assert "No version yet" in page and "No batch yet" in page
+
+
+def test_the_page_names_what_the_model_predicts_from_what(make_app):
+    from app.dataset import load
+
+    wages = load(Path(__file__).resolve().parents[2] / "examples" / "cps1985.toml")
+    page = make_app(DATASET=wages).test_client().get("/").get_data(as_text=True)
+    assert ("predicts <code>wage</code> (USD/hour) from education, experience, age, ethnicity, "
+            "region, gender, occupation, sector, union, married") in page
 
 
 def test_the_page_shows_the_served_version_the_curve_with_drift_and_the_batches(grown_client,
