@@ -20,7 +20,7 @@ from app.journal import Journal
 from app.storage import Storage
 
 ACTIONS = ("pin", "follow", "rollback", "refused_promotion", "forget", "drift",
-           "population_shift", "adapted", "quarantined_batch")
+           "population_shift", "adapted", "quarantined_batch", "challenger_served")
 SYSTEM = "pipeline"
 
 

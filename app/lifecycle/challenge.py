@@ -88,6 +88,10 @@ def contest(learner) -> VersionInfo | None:
         except VersionTaken:
             continue  # a train step published meanwhile: judge against its champion
     home.notify("version", info.version)
+    if verdict["passed"] and home.serving.state().version == info.version:  # not if pinned
+        # What is served changes kind (trees for the linear model): the trail says why.
+        home.audit.record("challenger_served", reason=verdict["reason"],
+                          from_version=verdict["served_version"], to_version=info.version)
     logger.info("challenger version {} (trees on {:,} rows of {} batches): {}",
                 info.version, len(rows), len(window), verdict["reason"])
     return info

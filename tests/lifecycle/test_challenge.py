@@ -48,6 +48,7 @@ def test_a_challenger_that_is_no_better_is_published_but_the_champion_stays_serv
     assert {"mse", "mae", "r2"} <= set(scores["champion"]) and {"mse", "r2"} <= set(scores["challenger"])
     assert metadata.gate["passed"] is False
     assert home.serving.state().version == champion
+    assert home.audit.page(action="challenger_served")["events"] == []
     loaded = home.registry.load(metadata.version)
     assert isinstance(loaded.model, ChallengerRegressor)
     # Outside the lineage: the next batch builds on the champion, and the ledger is untouched.
@@ -67,6 +68,9 @@ def test_a_challenger_better_beyond_chance_is_served_and_shown_with_both_scores(
     assert scores["challenger"]["mse"] < scores["champion"]["mse"]
     assert metadata.window_batch_ids == [f"w{i}" for i in range(3, WINDOW_BATCHES + 3)]
     assert home.serving.state().version == metadata.version != champion
+    [event] = home.audit.page(action="challenger_served")["events"]
+    assert (event["from_version"], event["to_version"]) == (champion, metadata.version)
+    assert event["reason"].endswith("the challenger is better beyond chance and is served")
     served = home.registry.load(metadata.version).model
     assert served.predict_records([{"idade": 60, "cidade": "São Paulo", "cargo": "Médico"}])[0] > 9000
 
