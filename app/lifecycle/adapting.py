@@ -51,11 +51,11 @@ class Monitors:
         self._cache.put(version, monitor)
 
 
-def why_the_error_rose(history: SufficientStats, batch: SufficientStats,
+def why_the_error_rose(moved: list[shift.Movement], batch: SufficientStats,
                        learn_on: IncrementalRidge) -> tuple[bool, str]:
-    """``(True, how)`` when the batch's people moved but the relation held (learn on);
-    ``(False, why)`` when the relation changed (start again). See :mod:`app.models.shift`."""
-    moved = shift.population_moved(batch, history)
+    """``(True, how)`` when the batch's people moved (``moved``: how, from
+    :func:`app.models.shift.population_moved`) but the relation held (learn on); ``(False,
+    why)`` when the relation changed (start again). See :mod:`app.models.shift`."""
     if not moved:
         return False, "the same people as before: the relation between the features and "\
                       "the target changed"

@@ -39,6 +39,7 @@ from app.models.drift import DriftMonitor, chunk_errors
 from app.models.metrics import regression_metrics
 from app.models.registry import LoadedModel, VersionTaken
 from app.models.regressor import IncrementalRidge
+from app.models.shift import Movement, population_moved
 from app.models.stats import SufficientStats
 from app.models.versions import VersionInfo
 
@@ -64,6 +65,8 @@ class Candidate:
     fields: dict  # VersionInfo's fields
     model: IncrementalRidge | None = None
     monitor: DriftMonitor | None = None
+    # How the batches' people differ from the history's (app.models.shift); empty: the same.
+    moved: list[Movement] = field(default_factory=list)
 
 
 class TrainStep:
@@ -134,11 +137,12 @@ class TrainStep:
         candidate.model = IncrementalRidge(alpha=alpha).set_stats(base + added)
         candidate.fields.update(batch_id=list(backlog.frames)[-1], batch_ids=list(backlog.frames))
         candidate.monitor = self.monitors.take(head)
+        candidate.moved = population_moved(added, base)
         prequential = candidate.prequential
         if prequential is None or not candidate.monitor.update(prequential["chunk_mae"]):
             return
-        moved, why = why_the_error_rose(base, added, candidate.model)
-        if moved:
+        held, why = why_the_error_rose(candidate.moved, added, candidate.model)
+        if held:
             candidate.fields.update(population_shift=True, shift=why)
         else:
             first_seq = min(backlog.learnt_seqs())
@@ -149,8 +153,18 @@ class TrainStep:
         candidate.monitor = DriftMonitor()
 
     def judge(self, candidate: Candidate) -> None:
-        """The gate's verdict, and whether later versions build on the candidate."""
-        pool = self.holdout.pool(self.lineage.recent_batches(candidate.head))
+        """The gate's verdict, and whether later versions build on the candidate.
+
+        When the batches bring people the history hardly saw (a file sorted by a column brings
+        a new part of the population at each boundary), their own held-out rows join the pool:
+        judged on the old part's rows alone, a model that learnt the new part looks worse, is
+        refused, and the new part is never learnt. A batch of the same people with a broken
+        target (a unit error) is judged on the recent rows alone, and refused.
+        """
+        batches = self.lineage.recent_batches(candidate.head)
+        if candidate.moved:
+            batches += candidate.fields["batch_ids"]
+        pool = self.holdout.pool(batches)
         verdict = gate.judge(candidate.model, pool, self.home.dataset.target,
                              served=self.lineage.served(), parent=candidate.head,
                              tolerance=self.tolerance)
