@@ -27,7 +27,6 @@ from app.data.generator import ORIGINAL, Regime
 from app.dataset import Dataset, number_text
 from app.limits import EVALUATE_N
 from app.models.evaluation import evaluate, fresh_records
-from app.models.registry import LoadedModel
 from app.observe.curve import Point, learning_curve
 from app.storage import Storage
 
@@ -48,15 +47,16 @@ class NothingToScore(ValueError):
     """No records to evaluate on yet (the message says why)."""
 
 
-def held_out_rows(home, loaded: LoadedModel, n: int) -> pd.DataFrame:
-    """Up to ``n`` held-out rows of the batches ``loaded``'s lineage learnt most recently."""
+def held_out_rows(home, n: int) -> pd.DataFrame:
+    """Up to ``n`` held-out rows of the batches learnt most recently: rows no version learnt,
+    the same whichever version is scored on them, so that the scores of an old version and of
+    the newest compare (and an old one is judged on the data of now)."""
     from app.lifecycle.holdout import HoldoutPool
     from app.lifecycle.lineage import Lineage
     from app.models.stats import Design
 
     lineage = Lineage(home, Design.of(home.dataset))
-    batches = lineage.recent_batches(loaded if loaded.metadata.batch_ids else
-                                     lineage.head(loaded.version))
+    batches = lineage.recent_batches(lineage.head(home.registry.latest_version() or 0))
     rows = HoldoutPool(home).pool(batches, limit=n)
     if len(rows) < 2:
         raise NothingToScore("no held-out rows to score on yet: about one row in twenty of each "
@@ -82,7 +82,7 @@ def evaluate_and_report(home, version: int, n: int = EVALUATE_N,
         reference = {"truth": generator.ground_truth(records, regime),
                      "optimum_r2": generator.optimum_r2(regime), "regime": regime}
     else:
-        records, reference = held_out_rows(home, loaded, n), {}
+        records, reference = held_out_rows(home, n), {}
     result = evaluate(loaded, records, dataset, **reference)
     predictions = {f"version {loaded.version}": loaded.model.predict(records)}
     if baseline_version is not None:
