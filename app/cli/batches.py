@@ -33,7 +33,9 @@ def describe(batch: dict) -> str:
         line += " (" + "; ".join(f"{reason}: {count:,}" for reason, count in
                                  list(reasons.items())[:3]) + ")"
     if batch.get("unknown_fields"):
-        line += f"; unknown fields ignored: {', '.join(batch['unknown_fields'])}"
+        # R's write.csv heads its row names with an empty name: say so rather than print ", ".
+        line += "; unknown fields ignored: " + ", ".join(
+            name if name.strip() else "(a column with no name)" for name in batch["unknown_fields"])
     if batch.get("status") in ("empty", "failed"):
         line += f"; no version learnt it: {batch.get('failure')}"
     return line

@@ -31,7 +31,9 @@ TASK_END = re.compile(r"^task (?P<task>\S+) ended: outcome=(?P<outcome>\w+) batc
                       r"(?: error=(?P<error>.*))?$")
 NORMALIZED = re.compile(r"^normalized: (?P<clean>\d+) clean, (?P<quarantined>\d+) quarantined")
 DRIFT = re.compile(r"^drift detected on batch (?P<batch>\S+): (?P<detail>.*)$")
-VERSION = re.compile(r"^version (?P<version>\d+) learnt (?P<rows>[\d,]+) rows")
+VERSION = re.compile(r"^version (?P<version>\d+) learnt (?P<rows>[\d,]+) rows"
+                     r"(?: of (?P<batches>\d+) batch)?")
+CHALLENGER = re.compile(r"^challenger version (?P<version>\d+) \((?P<what>[^)]*)\)")
 FORGOT = re.compile(r"^forgot batch (?P<batch>\S+) .*; version (?P<version>\d+) is the model")
 MAX_LISTED = 20
 
@@ -107,11 +109,17 @@ def summarise(lines) -> Summary:
         elif found := DRIFT.match(message):
             summary.drift.append((event.time, found["batch"], found["detail"]))
         elif found := VERSION.match(message):
-            summary.versions.append((event.time, int(found["version"]), event.batch_id,
-                                     f"learnt {found['rows']} rows"))
+            batches = int(found["batches"] or 1)
+            summary.versions.append((event.time, int(found["version"]), (
+                f"learnt {found['rows']} rows (batch {event.batch_id})" if batches == 1 else
+                f"learnt {found['rows']} rows of {batches} batches (the last: batch "
+                f"{event.batch_id})")))
+        elif found := CHALLENGER.match(message):
+            summary.versions.append((event.time, int(found["version"]),
+                                     f"challenger, {found['what']}"))
         elif found := FORGOT.match(message):
-            summary.versions.append((event.time, int(found["version"]), found["batch"],
-                                     "forgot the batch"))
+            summary.versions.append((event.time, int(found["version"]),
+                                     f"forgot the batch (batch {found['batch']})"))
     summary.events = len(events)
     for event in events:
         task = names.get(event.task_id, "(no task)" if event.task_id == "-" else "(task unnamed)")
@@ -132,22 +140,28 @@ def render(summary: Summary, source: str) -> str:
         out.append("\ntasks ended:")
         for (task, outcome), count in sorted(summary.tasks_ended.items()):
             out.append(f"  {task:<22} {outcome:<8} {count:,}")
-    out.append(f"\nfailures: {len(summary.failures):,}")
+    out.append(f"\nfailures: {len(summary.failures):,}" + _shown(summary.failures, "last"))
     for time, task, batch, error in summary.failures[-MAX_LISTED:]:
         out.append(f"  {time}  {task}  batch {batch}: {error}")
     quarantined = sum(summary.quarantined.values())
-    out.append(f"\nquarantined rows: {quarantined:,} in {len(summary.quarantined):,} batches")
+    out.append(f"\nquarantined rows: {quarantined:,} in {len(summary.quarantined):,} batches"
+               + _shown(summary.quarantined, "largest"))
     for batch, count in summary.quarantined.most_common(MAX_LISTED):
         out.append(f"  batch {batch}: {count:,}")
-    out.append(f"\ndrift events: {len(summary.drift):,}")
+    out.append(f"\ndrift events: {len(summary.drift):,}" + _shown(summary.drift, "last"))
     for time, batch, detail in summary.drift[-MAX_LISTED:]:
         out.append(f"  {time}  batch {batch}: {detail}")
-    out.append(f"\nversions made: {len(summary.versions):,}")
-    for time, version, batch, what in summary.versions[-MAX_LISTED:]:
-        out.append(f"  {time}  version {version}: {what} (batch {batch})")
+    out.append(f"\nversions made: {len(summary.versions):,}" + _shown(summary.versions, "last"))
+    for time, version, what in summary.versions[-MAX_LISTED:]:
+        out.append(f"  {time}  version {version}: {what}")
     if summary.unreadable:
         out.append(f"\n{summary.unreadable:,} lines were not log events (tracebacks, other output)")
     return "\n".join(out)
+
+
+def _shown(items, which: str) -> str:
+    """What a list cut to its MAX_LISTED entries says of it."""
+    return f" (the {which} {MAX_LISTED} shown)" if len(items) > MAX_LISTED else ""
 
 
 @cli.command()

@@ -198,3 +198,12 @@ def test_ingest_goes_straight_to_the_store_when_it_reaches_the_systems_own(
                     if line.startswith("batch "))
     from tests.support import wait_for
     wait_for(lambda: session_home.ledger.get(batch_id)["status"] == "trained", what="training")
+
+
+def test_a_batch_line_names_a_column_without_a_name():
+    """R's write.csv heads its row names with an empty name: listed as such, not as ', '."""
+    from app.cli.batches import describe
+
+    line = describe({"batch_id": "b1", "rows": 3, "clean": 3, "quarantined": 0,
+                     "unknown_fields": ["", "Day"], "status": "normalized"})
+    assert line.endswith("unknown fields ignored: (a column with no name), Day")

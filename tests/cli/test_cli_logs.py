@@ -67,6 +67,29 @@ def test_logs_summarises_tasks_failures_quarantine_drift_and_versions(tmp_path, 
     assert "versions made: 1" in out and "version 7: learnt 95 rows (batch b1)" in out
 
 
+def test_logs_names_every_batch_of_a_version_challengers_and_what_it_cut(tmp_path):
+    """A step that learnt two batches, a challenger, and more versions than are listed."""
+    path = tmp_path / "pipeline.log"
+    script = """
+from loguru import logger
+from app import logs
+logs.configure("INFO")
+for version in range(1, 25):
+    logger.bind(batch_id=f"b{version}").info(
+        f"version {version} learnt 95 rows of 1 batch(es), 9,000 in all; promoted")
+logger.bind(batch_id="b26").info("version 25 learnt 1,903 rows of 2 batch(es), 9,000 in all; promoted")
+logger.info("challenger version 26 (trees on 3,740 rows of 4 batches): not better beyond chance")
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True,
+                   env={**os.environ, "LOG_FILE": str(path), "LOG_JSON": "0"})
+    out = run_cli("logs", str(path)).stdout
+    assert "versions made: 26 (the last 20 shown)" in out
+    assert "version 25: learnt 1,903 rows of 2 batches (the last: batch b26)" in out
+    assert "version 26: challenger, trees on 3,740 rows of 4 batches" in out
+    assert "version 24: learnt 95 rows (batch b24)" in out and "version 6:" not in out
+    assert "failures: 0\n" in out
+
+
 def test_logs_default_is_the_system_log_and_a_missing_file_is_status_2(tmp_path):
     missing = run_cli("logs", str(tmp_path / "nope.log"))
     assert missing.returncode == 2 and "No such file" in missing.stderr
