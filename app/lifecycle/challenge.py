@@ -75,6 +75,11 @@ def contest(learner) -> VersionInfo | None:
     while True:
         newest = home.registry.latest_version() or 0
         champion = lineage.head(newest)
+        if _contested(home.registry, window, champion.version):
+            # Two steps in a row may each find a contest due: the second has nothing to add.
+            logger.info("challenger: the contest of this window and champion {} was held "
+                        "already", champion.version)
+            return None
         verdict, scores = judge(challenger, champion, learner.holdout.pool(
             lineage.recent_batches(champion)), target, lineage.served())
         try:
@@ -95,6 +100,14 @@ def contest(learner) -> VersionInfo | None:
     logger.info("challenger version {} (trees on {:,} rows of {} batches): {}",
                 info.version, len(rows), len(window), verdict["reason"])
     return info
+
+
+def _contested(registry, window: list[str], champion: int) -> bool:
+    """Whether the newest challenger was fit on ``window`` against ``champion`` already."""
+    for _, info in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
+        if info.kind == CHALLENGER:
+            return info.window_batch_ids == window and info.parent_version == champion
+    return False
 
 
 def latest_contest(registry) -> dict | None:

@@ -49,6 +49,8 @@ def test_a_challenger_that_is_no_better_is_published_but_the_champion_stays_serv
     assert metadata.gate["passed"] is False
     assert home.serving.state().version == champion
     assert home.audit.page(action="challenger_served")["events"] == []
+    # The same contest again (two steps in a row found it due): nothing new to publish.
+    assert contest(learner) is None and home.registry.latest_version() == metadata.version
     loaded = home.registry.load(metadata.version)
     assert isinstance(loaded.model, ChallengerRegressor)
     # Outside the lineage: the next batch builds on the champion, and the ledger is untouched.
