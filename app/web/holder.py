@@ -162,8 +162,10 @@ class ModelHolder:
         return served
 
     def refresh_now(self) -> None:
-        """Look at the markers at the next request, whatever the interval (a pushed notice)."""
-        self._next_check = 0.0
+        """Look at the markers now, waiting for whoever is looking: after a change this
+        process made, the version its answer names is the one the next request gets (a
+        request only takes the lock if it is free, and the notice listener may hold it)."""
+        self._refresh(force=True)
 
     def _refresh(self, force: bool = False) -> None:
         # With nothing to serve yet, wait for a thread that is loading; otherwise answer with

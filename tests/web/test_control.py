@@ -63,6 +63,23 @@ def test_rollback_goes_back_one_promoted_version_at_a_time_then_follow(client, t
     assert (follow["version"], follow["mode"]) == (4, "follow") and served_version(client) == 4
 
 
+def test_the_version_a_change_answers_is_served_by_the_next_request(client, app, three):
+    """Even while another thread of the process (the notice listener) holds the model lock,
+    a pin's answer is the truth for the request after it: the change waits for the lock."""
+    import threading
+    import time
+
+    from app.web.holder import get_model_holder
+
+    assert served_version(client) == 3
+    holder = get_model_holder(app)
+    holder._lock.acquire()
+    threading.Thread(target=lambda: (time.sleep(0.3), holder._lock.release())).start()
+    assert client.put("/serving", json={"version": 1, "reason": "incident"}).get_json()[
+        "version"] == 1
+    assert served_version(client) == 1
+
+
 def test_the_audit_lists_each_change_newest_first_with_who_and_why(client, three):
     client.put("/serving", json={"version": 2, "reason": "pin it"})
     client.post("/serving/rollback", json={"reason": "back"})
