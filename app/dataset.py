@@ -162,24 +162,20 @@ class Dataset:
         return span(self.target_min, self.target_max)
 
 
-def category_text(value) -> str | None:
-    """The text a category value stands for: text as it is; a number or a boolean as a CSV
-    file written by pandas spells it, so that Parquet, JSON and CSV copies of the same data
-    name the same categories (``4``, ``4.0`` and ``"4"`` are one; ``true`` is ``"True"``).
-    None for what names no category (missing, NaN, a list...).
+def within(values, low: float | None, high: float | None):
+    """Whether each of ``values`` (a numpy array or a pandas Series of numbers) lies in
+    ``[low, high]``, as the same kind; a bound of None is no bound, and NaN is within none.
 
-    >>> category_text(4), category_text(4.0), category_text(2.5), category_text(True)
-    ('4', '4', '2.5', 'True')
-    >>> category_text(float("nan")) is None, category_text(None) is None
-    (True, True)
+    >>> import numpy as np
+    >>> within(np.array([-1.0, 5.0, 200.0, np.nan]), 0, 100).tolist()
+    [False, True, False, False]
     """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return None
+    inside = values == values  # NaN is the one value not equal to itself
+    if low is not None:
+        inside = inside & (values >= low)
+    if high is not None:
+        inside = inside & (values <= high)
+    return inside
 
 
 def number_text(value: float | None) -> str:

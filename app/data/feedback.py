@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from app.data.predictions import FLUSH_EVERY, find, parse_id
-from app.dataset import Dataset
+from app.dataset import Dataset, within
 from app.storage import Storage
 
 
@@ -70,11 +70,7 @@ def join(storage: Storage, dataset: Dataset, labels: list[dict],
     # A label outside the target's declared bounds is quarantined when its batch is checked:
     # it says nothing of how far an answer was from the truth, and one typo (1e9 for 1e4)
     # would swamp every label of the version.
-    plausible = np.ones(len(truth), dtype=bool)
-    if dataset.target_min is not None:
-        plausible &= truth >= dataset.target_min
-    if dataset.target_max is not None:
-        plausible &= truth <= dataset.target_max
+    plausible = within(truth, dataset.target_min, dataset.target_max)
     errors = np.abs(truth - new["prediction"].to_numpy(dtype=float))[plausible]
     versions = new["version"].to_numpy()[plausible]
     live = {}

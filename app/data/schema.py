@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from app.dataset import BATCH_COLUMN, MAX_TEXT, TIMESTAMP, Dataset, Number, category_text, span
+from app.dataset import BATCH_COLUMN, MAX_TEXT, TIMESTAMP, Dataset, Number, span, within
 
 
 def as_numbers(column: pd.Series) -> pd.Series:
@@ -95,7 +95,7 @@ def with_timestamps_read(raw: pd.DataFrame) -> pd.DataFrame:
 
 def categories_as_text(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     """``raw`` with each text column (a category, a ``keep``) that is coded in numbers or
-    booleans as the text they stand for (:func:`app.dataset.category_text`).
+    booleans as the text they stand for (:func:`_as_category`).
 
     Parquet and JSON keep a category coded ``0``/``1`` as numbers where CSV gives text, and
     either is the same category. A column coded so holds nothing but numbers (missing values
@@ -121,11 +121,22 @@ def _coded_in_numbers(column: pd.Series) -> bool:
 
 
 def _as_category(value):
-    """A number or a boolean as its text; NaN (a float column's missing value) as missing."""
-    text = category_text(value)
-    if text is not None:
-        return text
-    return None if isinstance(value, float) and np.isnan(value) else value
+    """A number or a boolean as the text a CSV file written by pandas gives it, so that
+    Parquet, JSON and CSV copies of the same data name the same categories (``4`` and ``4.0``
+    are ``"4"``, ``true`` is ``"True"``); NaN (a float column's missing value) as missing;
+    anything else as it is, for the checks to name.
+
+    >>> [_as_category(value) for value in (4, 4.0, 2.5, True, float("nan"), "x", [1])]
+    ['4', '4', '2.5', 'True', None, 'x', [1]]
+    """
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float):
+        if np.isnan(value):
+            return None
+        if np.isfinite(value):
+            return str(int(value)) if value.is_integer() else repr(value)
+    return value
 
 
 def _check(reason: str, passes) -> pa.Check:
@@ -164,13 +175,7 @@ def _number(s: pd.Series) -> pd.Series:
 
 def _within(low: float | None, high: float | None):
     def passes(s: pd.Series) -> pd.Series:
-        values = as_numbers(s)
-        inside = pd.Series(True, index=s.index)
-        if low is not None:
-            inside &= values >= low
-        if high is not None:
-            inside &= values <= high
-        return ~_number(s) | inside
+        return ~_number(s) | within(as_numbers(s), low, high)
 
     return passes
 

@@ -102,21 +102,24 @@ def contest(learner) -> VersionInfo | None:
     return info
 
 
+def _newest_challenger(registry) -> VersionInfo | None:
+    return next((info for _, info in zip(range(CONTEST_LOOKBACK), registry.newest_first())
+                 if info.kind == CHALLENGER), None)
+
+
 def _contested(registry, window: list[str], champion: int) -> bool:
     """Whether the newest challenger was fit on ``window`` against ``champion`` already."""
-    for _, info in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
-        if info.kind == CHALLENGER:
-            return info.window_batch_ids == window and info.parent_version == champion
-    return False
+    info = _newest_challenger(registry)
+    return info is not None and info.window_batch_ids == window and info.parent_version == champion
 
 
 def latest_contest(registry) -> dict | None:
     """The newest challenger's contest: both versions and scores, and which won; or None."""
-    for _, info in zip(range(CONTEST_LOOKBACK), registry.newest_first()):
-        if info.kind == CHALLENGER and info.contest:
-            return {"challenger_version": info.version, "at": info.created_at,
-                    "window_batches": len(info.window_batch_ids or []), **info.contest}
-    return None
+    info = _newest_challenger(registry)
+    if info is None or not info.contest:
+        return None
+    return {"challenger_version": info.version, "at": info.created_at,
+            "window_batches": len(info.window_batch_ids or []), **info.contest}
 
 
 def judge(challenger, champion, pool: pd.DataFrame, target: str, served) -> tuple[dict, dict]:
